@@ -1,0 +1,7 @@
+//! astute-bridge: Nailgun's patching flow as a standalone service.
+//!
+//! `core` is pure (no I/O); `store` is the SeaORM database; `service` holds one function per
+//! operation, shared by the AMQP request consumer and the HTTP API; `amqp` is the broker adapter.
+
+pub mod core;
+pub mod store;

@@ -1,0 +1,1 @@
+//! SeaORM entities, one per table.

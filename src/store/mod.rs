@@ -1,0 +1,3 @@
+//! The database: SeaORM entities, connection set-up and transactions.
+
+pub mod entity;
