@@ -3,5 +3,10 @@
 //! `core` is pure (no I/O); `store` is the SeaORM database; `service` holds one function per
 //! operation, shared by the AMQP request consumer and the HTTP API; `amqp` is the broker adapter.
 
+pub mod amqp;
+pub mod app;
+pub mod config;
 pub mod core;
+pub mod service;
 pub mod store;
+pub mod wire;

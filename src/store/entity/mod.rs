@@ -1,1 +1,9 @@
 //! SeaORM entities, one per table.
+
+pub mod cluster;
+pub mod node;
+pub mod notification;
+pub mod outbox;
+pub mod processed_request;
+pub mod release;
+pub mod task;

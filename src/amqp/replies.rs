@@ -1,0 +1,235 @@
+//! Consumes Astute's replies from `nailgun`. Replies of one task always go to the same lane and
+//! are applied in order; lanes run concurrently. Each reply is applied in one transaction and
+//! acked only after it commits; poison goes to the dead-letter queue with its reason.
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use lapin::message::Delivery;
+use lapin::options::{
+    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
+};
+use lapin::types::FieldTable;
+use lapin::Connection;
+use sea_orm::DatabaseConnection;
+use tokio::sync::{mpsc, Notify};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use super::publisher::{with_header, Delivery as Fate, Publisher};
+use super::{within, AmqpError};
+use crate::service::replies::{deploy_resp, ReplyOutcome};
+use crate::service::Context;
+use crate::store;
+use crate::wire::astute_reply;
+
+/// Header that carries why a reply was dead-lettered.
+pub const REASON_HEADER: &str = "x-bridge-reason";
+
+/// How often a reply is retried in place when the database fails, before it is requeued.
+const DB_ATTEMPTS: u32 = 3;
+
+/// Shared by the lanes.
+struct Handler {
+    db: DatabaseConnection,
+    ctx: Context,
+    wake: Arc<Notify>,
+    dead_letters: Publisher,
+    timeout: Duration,
+}
+
+/// Consumes until `shutdown`; returns when every lane has finished its in-flight replies.
+pub async fn run(
+    connection: &Connection,
+    db: DatabaseConnection,
+    ctx: Context,
+    wake: Arc<Notify>,
+    shutdown: CancellationToken,
+) -> Result<(), AmqpError> {
+    let names = ctx.amqp.clone();
+    let timeout = names.timeout();
+    let channel = within(timeout, "channel.open", connection.create_channel()).await?;
+    within(
+        timeout,
+        "basic.qos",
+        channel.basic_qos(names.prefetch, BasicQosOptions::default()),
+    )
+    .await?;
+    let tag = format!("astute-bridge-replies-{}", uuid::Uuid::new_v4());
+    let mut consumer = within(
+        timeout,
+        "basic.consume",
+        channel.basic_consume(
+            names.nailgun_queue.as_str().into(),
+            tag.as_str().into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        ),
+    )
+    .await?;
+    let handler = Arc::new(Handler {
+        dead_letters: Publisher::open(connection, timeout).await?,
+        db,
+        ctx,
+        wake,
+        timeout,
+    });
+    let mut lanes = Vec::with_capacity(names.reply_workers);
+    let mut workers = Vec::with_capacity(names.reply_workers);
+    for _ in 0..names.reply_workers {
+        let (tx, mut rx) = mpsc::channel::<Delivery>(usize::from(names.prefetch));
+        let handler = Arc::clone(&handler);
+        lanes.push(tx);
+        workers.push(tokio::spawn(async move {
+            while let Some(delivery) = rx.recv().await {
+                handler.handle(delivery).await?;
+            }
+            Ok::<(), AmqpError>(())
+        }));
+    }
+    tracing::info!(queue = %names.nailgun_queue, lanes = names.reply_workers, "consuming Astute replies");
+
+    let ended = loop {
+        tokio::select! {
+            next = consumer.next() => match next {
+                Some(Ok(delivery)) => {
+                    let lane = lane_of(&delivery.data, lanes.len());
+                    if lanes[lane].send(delivery).await.is_err() {
+                        break Err(AmqpError::Topology("a reply lane stopped".into()));
+                    }
+                }
+                Some(Err(err)) => break Err(err.into()),
+                None => break Err(AmqpError::Topology(format!(
+                    "the broker cancelled the consumer of '{}' (was the queue deleted?)", names.nailgun_queue
+                ))),
+            },
+            _ = shutdown.cancelled() => break Ok(()),
+        }
+    };
+    let _ = within(
+        timeout,
+        "basic.cancel",
+        channel.basic_cancel(tag.as_str().into(), BasicCancelOptions::default()),
+    )
+    .await;
+    drop(lanes);
+    for worker in workers {
+        match worker.await {
+            Ok(result) => result?,
+            Err(join) => {
+                return Err(AmqpError::Topology(format!(
+                    "a reply lane panicked: {join}"
+                )))
+            }
+        }
+    }
+    ended
+}
+
+/// The lane of a reply: by task uuid, so one task's replies stay in order.
+fn lane_of(body: &[u8], lanes: usize) -> usize {
+    let mut hasher = DefaultHasher::new();
+    astute_reply::peek_task_uuid(body).hash(&mut hasher);
+    (hasher.finish() % lanes as u64) as usize
+}
+
+impl Handler {
+    async fn handle(&self, delivery: Delivery) -> Result<(), AmqpError> {
+        let reply = match astute_reply::parse(&delivery.data) {
+            Ok(reply) => reply,
+            Err(poison) => return self.dead_letter(delivery, &poison.0).await,
+        };
+        let span = tracing::info_span!("deploy_resp", task_uuid = %reply.task_uuid);
+        async {
+            for attempt in 1..=DB_ATTEMPTS {
+                match self.apply(&reply).await {
+                    Ok(ReplyOutcome::UnknownTask) => {
+                        let reason = format!("unknown task '{}'", reply.task_uuid);
+                        return self.dead_letter(delivery, &reason).await;
+                    }
+                    Ok(outcome) => {
+                        if matches!(outcome, ReplyOutcome::Applied { .. }) {
+                            self.wake.notify_one();
+                        }
+                        tracing::debug!(?outcome, "reply applied");
+                        return ack(&delivery, self.timeout).await;
+                    }
+                    Err(err) => {
+                        tracing::warn!(attempt, error = %err, "could not apply the reply; retrying");
+                        tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
+                    }
+                }
+            }
+            // The database is away: give the reply back to the broker for later.
+            within(self.timeout, "basic.nack", delivery.nack(BasicNackOptions { requeue: true, ..Default::default() })).await?;
+            Ok(())
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn apply(
+        &self,
+        reply: &astute_reply::AstuteReply,
+    ) -> Result<ReplyOutcome, sea_orm::DbErr> {
+        let txn = store::begin_write(&self.db).await?;
+        let outcome = deploy_resp(&txn, &self.ctx, reply).await?;
+        match outcome {
+            ReplyOutcome::Applied { .. } => txn.commit().await?,
+            _ => txn.rollback().await?,
+        }
+        Ok(outcome)
+    }
+
+    /// Moves a reply that can never be applied to the dead-letter queue, then acks it.
+    async fn dead_letter(&self, delivery: Delivery, reason: &str) -> Result<(), AmqpError> {
+        tracing::warn!(reason, queue = %self.ctx.amqp.dead_letter_queue, "reply dead-lettered");
+        let properties = with_header(delivery.properties.clone(), REASON_HEADER, reason);
+        let fate = self
+            .dead_letters
+            .publish_one(
+                "",
+                &self.ctx.amqp.dead_letter_queue,
+                &delivery.data,
+                properties.with_delivery_mode(2),
+                true,
+            )
+            .await?;
+        if fate != Fate::Confirmed {
+            within(
+                self.timeout,
+                "basic.nack",
+                delivery.nack(BasicNackOptions {
+                    requeue: true,
+                    ..Default::default()
+                }),
+            )
+            .await?;
+            return Err(AmqpError::Topology(format!(
+                "the dead-letter queue '{}' did not take a message",
+                self.ctx.amqp.dead_letter_queue
+            )));
+        }
+        ack(&delivery, self.timeout).await
+    }
+}
+
+async fn ack(delivery: &Delivery, timeout: Duration) -> Result<(), AmqpError> {
+    let sent = within(
+        timeout,
+        "basic.ack",
+        delivery.ack(BasicAckOptions::default()),
+    )
+    .await?;
+    if !sent {
+        // The channel was recovered since this delivery: the broker requeued it and will
+        // deliver it again; applying it twice changes nothing.
+        tracing::warn!(
+            "ack not sent: the delivery belongs to a closed channel and will come again"
+        );
+    }
+    Ok(())
+}

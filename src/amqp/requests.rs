@@ -1,0 +1,287 @@
+//! Consumes requests from other services on `astute_bridge.requests` and answers each on its
+//! `reply_to`. A request runs in one transaction together with its idempotency record and its
+//! answer (queued in the outbox), and is acked after that commits. A request whose `message_id`
+//! was already executed is answered again with the first result, and not executed again.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use futures_util::StreamExt;
+use lapin::message::Delivery;
+use lapin::options::{
+    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
+};
+use lapin::types::FieldTable;
+use lapin::Connection;
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
+    QueryFilter, TransactionTrait, TryInsertResult,
+};
+use serde_json::Value;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use super::{within, AmqpError};
+use crate::core::refusal::Refusal;
+use crate::service::dispatch::dispatch;
+use crate::service::{Context, ServiceError};
+use crate::store::entity::processed_request;
+use crate::store::outbox::{self, MessageProperties, OutgoingMessage};
+use crate::store::{self as db_store};
+use crate::wire::request;
+
+/// Largest request body accepted; larger ones are refused unread.
+pub const MAX_REQUEST_BYTES: usize = 1024 * 1024;
+
+pub async fn run(
+    connection: &Connection,
+    db: DatabaseConnection,
+    ctx: Context,
+    wake: Arc<Notify>,
+    shutdown: CancellationToken,
+) -> Result<(), AmqpError> {
+    let names = ctx.amqp.clone();
+    let timeout = names.timeout();
+    let channel = within(timeout, "channel.open", connection.create_channel()).await?;
+    within(
+        timeout,
+        "basic.qos",
+        channel.basic_qos(names.prefetch, BasicQosOptions::default()),
+    )
+    .await?;
+    let tag = format!("astute-bridge-requests-{}", uuid::Uuid::new_v4());
+    let mut consumer = within(
+        timeout,
+        "basic.consume",
+        channel.basic_consume(
+            names.request_queue.as_str().into(),
+            tag.as_str().into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        ),
+    )
+    .await?;
+    tracing::info!(queue = %names.request_queue, "consuming requests");
+    let ended = loop {
+        tokio::select! {
+            next = consumer.next() => match next {
+                Some(Ok(delivery)) => handle(&db, &ctx, &wake, delivery, timeout).await?,
+                Some(Err(err)) => break Err(err.into()),
+                None => break Err(AmqpError::Topology(format!(
+                    "the broker cancelled the consumer of '{}' (was the queue deleted?)", names.request_queue
+                ))),
+            },
+            _ = shutdown.cancelled() => break Ok(()),
+        }
+    };
+    let _ = within(
+        timeout,
+        "basic.cancel",
+        channel.basic_cancel(tag.as_str().into(), BasicCancelOptions::default()),
+    )
+    .await;
+    ended
+}
+
+/// The request's routing facts.
+struct Envelope {
+    message_id: Option<String>,
+    reply_to: Option<String>,
+    correlation_id: Option<String>,
+}
+
+async fn handle(
+    db: &DatabaseConnection,
+    ctx: &Context,
+    wake: &Notify,
+    delivery: Delivery,
+    timeout: Duration,
+) -> Result<(), AmqpError> {
+    let envelope = Envelope {
+        message_id: delivery
+            .properties
+            .message_id()
+            .as_ref()
+            .map(|s| s.to_string()),
+        reply_to: delivery
+            .properties
+            .reply_to()
+            .as_ref()
+            .map(|s| s.to_string()),
+        correlation_id: delivery
+            .properties
+            .correlation_id()
+            .as_ref()
+            .map(|s| s.to_string()),
+    };
+    let parsed = if delivery.data.len() > MAX_REQUEST_BYTES {
+        Err(Refusal::invalid_request(format!(
+            "a request body may not exceed {MAX_REQUEST_BYTES} bytes"
+        )))
+    } else {
+        request::parse(&delivery.data)
+    };
+    let method = parsed
+        .as_ref()
+        .map(|r| r.method.clone())
+        .unwrap_or_default();
+    let span = tracing::info_span!("request", method = %method, message_id = envelope.message_id.as_deref().unwrap_or(""));
+    let outcome = execute(db, ctx, &envelope, parsed)
+        .instrument(span.clone())
+        .await;
+    match outcome {
+        Ok(()) => {
+            wake.notify_one();
+            let sent = within(
+                timeout,
+                "basic.ack",
+                delivery.ack(BasicAckOptions::default()),
+            )
+            .await?;
+            if !sent {
+                span.in_scope(|| {
+                    tracing::warn!(
+                        "ack not sent: the request will come again and be answered from its record"
+                    )
+                });
+            }
+        }
+        Err(err) => {
+            span.in_scope(|| tracing::warn!(error = %err, "request not executed (database); it goes back to the queue"));
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            within(
+                timeout,
+                "basic.nack",
+                delivery.nack(BasicNackOptions {
+                    requeue: true,
+                    ..Default::default()
+                }),
+            )
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Executes one request and queues its answer, all in one transaction.
+async fn execute(
+    db: &DatabaseConnection,
+    ctx: &Context,
+    envelope: &Envelope,
+    parsed: Result<request::Request, Refusal>,
+) -> Result<(), DbErr> {
+    let txn = db_store::begin_write(db).await?;
+    let method = parsed
+        .as_ref()
+        .map(|r| r.method.as_str())
+        .unwrap_or("")
+        .to_string();
+    if let Some(message_id) = &envelope.message_id {
+        if let Some(saved) = claim(&txn, message_id, &method).await? {
+            tracing::info!("request already executed; answering with its first result");
+            answer(&txn, ctx, envelope, saved).await?;
+            return txn.commit().await;
+        }
+    }
+    let result = match parsed {
+        Err(refusal) => Err(refusal),
+        Ok(req) => {
+            // A savepoint: a refused operation leaves nothing behind, but its answer and its
+            // idempotency record still commit.
+            let savepoint = txn.begin().await?;
+            match dispatch(&savepoint, ctx, &req.method, req.args).await {
+                Ok(value) => {
+                    savepoint.commit().await?;
+                    Ok(value)
+                }
+                Err(ServiceError::Refused(refusal)) => {
+                    savepoint.rollback().await?;
+                    Err(refusal)
+                }
+                Err(ServiceError::Database(err)) => return Err(err),
+            }
+        }
+    };
+    match &result {
+        Ok(_) => tracing::info!("request executed"),
+        Err(refusal) => {
+            tracing::info!(code = %refusal.code, reason = %refusal.message, "request refused")
+        }
+    }
+    let response = request::response(&result);
+    if let Some(message_id) = &envelope.message_id {
+        processed_request::Entity::update_many()
+            .col_expr(
+                processed_request::Column::Response,
+                Expr::value(response.to_string()),
+            )
+            .filter(processed_request::Column::MessageId.eq(message_id.as_str()))
+            .exec(&txn)
+            .await?;
+    }
+    answer(&txn, ctx, envelope, response).await?;
+    txn.commit().await
+}
+
+/// Records `message_id` as executed. Returns the first answer if it already was. The record is
+/// a primary key written in this transaction: a concurrent duplicate waits for it, then finds it.
+async fn claim<C: ConnectionTrait>(
+    db: &C,
+    message_id: &str,
+    method: &str,
+) -> Result<Option<Value>, DbErr> {
+    let inserted = processed_request::Entity::insert(processed_request::ActiveModel {
+        message_id: Set(message_id.to_string()),
+        method: Set(method.chars().take(64).collect()),
+        response: Set(None),
+        created_at: Set(Utc::now()),
+    })
+    .on_conflict_do_nothing()
+    .exec_without_returning(db)
+    .await?;
+    if matches!(inserted, TryInsertResult::Inserted(n) if n > 0) {
+        return Ok(None);
+    }
+    let saved = processed_request::Entity::find_by_id(message_id.to_string())
+        .one(db)
+        .await?;
+    let response = saved
+        .and_then(|row| row.response)
+        .and_then(|text| serde_json::from_str(&text).ok())
+        .unwrap_or_else(|| {
+            request::response(&Err(Refusal::new(
+                crate::core::refusal::ErrorCode::Internal,
+                "the first execution left no answer",
+            )))
+        });
+    Ok(Some(response))
+}
+
+/// Queues the answer for `reply_to`, if the caller asked for one.
+async fn answer<C: ConnectionTrait>(
+    db: &C,
+    _ctx: &Context,
+    envelope: &Envelope,
+    response: Value,
+) -> Result<(), DbErr> {
+    let Some(reply_to) = &envelope.reply_to else {
+        return Ok(());
+    };
+    outbox::enqueue(
+        db,
+        OutgoingMessage {
+            exchange: String::new(),
+            routing_key: reply_to.clone(),
+            body: response.to_string(),
+            properties: MessageProperties {
+                correlation_id: envelope.correlation_id.clone(),
+                message_id: Some(uuid::Uuid::new_v4().to_string()),
+            },
+            mandatory: false,
+        },
+    )
+    .await
+}

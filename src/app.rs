@@ -1,0 +1,137 @@
+//! The service as one value: `Application::build` connects and prepares everything, and
+//! `run_until_stopped` runs the relay and both consumers until the shutdown token fires. `main`
+//! and the integration tests use the same two calls.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use lapin::Connection;
+use sea_orm::DatabaseConnection;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::amqp::{self, publisher::Publisher, relay::Relay, topology, within, AmqpError};
+use crate::config::Settings;
+use crate::service::Context;
+use crate::store;
+
+/// Why the service could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("database: {0}")]
+    Database(#[from] sea_orm::DbErr),
+    #[error("broker: {0}")]
+    Broker(#[from] AmqpError),
+    #[error("a component stopped unexpectedly: {0}")]
+    Component(String),
+}
+
+pub struct Application {
+    settings: Settings,
+    db: DatabaseConnection,
+    connection: Connection,
+    ctx: Context,
+    wake: Arc<Notify>,
+}
+
+impl Application {
+    /// Opens the database (migrating it if configured), connects to the broker and declares
+    /// the topology.
+    pub async fn build(settings: Settings) -> Result<Application, AppError> {
+        let db = store::connect(&settings.database).await?;
+        if settings.database.migrate_on_start {
+            store::migrate(&db).await?;
+        }
+        let timeout = settings.amqp.timeout();
+        let connection = amqp::connect(&settings.amqp.url, timeout).await?;
+        let channel = within(timeout, "channel.open", connection.create_channel()).await?;
+        topology::declare(&channel, &settings.amqp).await?;
+        let _ = channel.close(200, "topology declared".into()).await;
+        let ctx = Context {
+            fuel_version: settings.fuel_version.clone(),
+            amqp: settings.amqp.clone(),
+            publisher_id: format!(
+                "astute-bridge.{}",
+                gethostname::gethostname().to_string_lossy()
+            ),
+        };
+        Ok(Application {
+            settings,
+            db,
+            connection,
+            ctx,
+            wake: Arc::new(Notify::new()),
+        })
+    }
+
+    /// The database pool (for tests and tools).
+    pub fn db(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    /// Runs until `shutdown` fires: then stops consuming, lets in-flight messages finish and
+    /// ack, flushes the outbox and closes the connection. A component failing stops the others
+    /// and is returned: a supervisor restarts the bridge, and nothing is lost (acks follow
+    /// commits, and the outbox keeps what was not yet published).
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> Result<(), AppError> {
+        let Application {
+            settings,
+            db,
+            connection,
+            ctx,
+            wake,
+        } = self;
+        let timeout = settings.amqp.timeout();
+        let consumers_stop = shutdown.child_token();
+        let relay_stop = CancellationToken::new();
+
+        let relay = Relay::new(
+            db.clone(),
+            Publisher::open(&connection, timeout).await?,
+            settings.outbox.batch_size,
+            Duration::from_millis(settings.outbox.poll_interval_ms),
+            Arc::clone(&wake),
+        );
+        let relay_task = tokio::spawn(relay.run(relay_stop.clone()));
+        let replies = amqp::replies::run(
+            &connection,
+            db.clone(),
+            ctx.clone(),
+            Arc::clone(&wake),
+            consumers_stop.clone(),
+        );
+        let requests = amqp::requests::run(
+            &connection,
+            db.clone(),
+            ctx.clone(),
+            Arc::clone(&wake),
+            consumers_stop.clone(),
+        );
+        tracing::info!(fuel_version = %ctx.fuel_version, "astute-bridge is running");
+
+        // Both consumers run here; when either ends (shutdown or failure), stop the other.
+        let (replies_result, requests_result) = tokio::join!(
+            async {
+                let r = replies.await;
+                consumers_stop.cancel();
+                r
+            },
+            async {
+                let r = requests.await;
+                consumers_stop.cancel();
+                r
+            }
+        );
+        relay_stop.cancel();
+        let relay_result = relay_task
+            .await
+            .map_err(|e| AppError::Component(format!("outbox relay panicked: {e}")))?;
+        let _ = connection.close(200, "astute-bridge stopping".into()).await;
+        db.close_by_ref().await.ok();
+        replies_result?;
+        requests_result?;
+        relay_result?;
+        tracing::info!("astute-bridge stopped");
+        Ok(())
+    }
+}

@@ -1,0 +1,186 @@
+//! Settings, layered with the `config` crate: compiled-in defaults (`config/default.toml`), an
+//! optional file, then `ASTUTE_BRIDGE__SECTION__KEY` environment variables.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// The defaults, compiled in so the binary runs from any directory.
+const DEFAULTS: &str = include_str!("../config/default.toml");
+
+/// Every setting of the service. See `config/default.toml` for what each one means.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub fuel_version: String,
+    pub database: DatabaseSettings,
+    pub amqp: AmqpSettings,
+    pub outbox: OutboxSettings,
+    pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    pub url: String,
+    pub max_connections: u32,
+    pub connect_timeout_secs: u64,
+    pub migrate_on_start: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AmqpSettings {
+    pub url: String,
+    pub timeout_secs: u64,
+    pub prefetch: u16,
+    pub reply_workers: usize,
+    pub request_exchange: String,
+    pub request_queue: String,
+    pub request_binding: String,
+    pub naily_exchange: String,
+    pub naily_queue: String,
+    pub naily_routing_key: String,
+    pub naily_service_exchange: String,
+    pub nailgun_exchange: String,
+    pub nailgun_queue: String,
+    pub nailgun_routing_key: String,
+    pub dead_letter_queue: String,
+    pub notifications_exchange: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutboxSettings {
+    pub batch_size: u64,
+    pub poll_interval_ms: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    pub format: LogFormat,
+}
+
+impl AmqpSettings {
+    pub fn timeout(&self) -> Duration {
+        Duration::from_secs(self.timeout_secs)
+    }
+}
+
+impl DatabaseSettings {
+    pub fn is_sqlite(&self) -> bool {
+        self.url.starts_with("sqlite:")
+    }
+}
+
+/// Why the settings could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("invalid configuration: {0}")]
+    Invalid(#[from] config::ConfigError),
+    #[error("invalid configuration: {0}")]
+    Rule(String),
+}
+
+impl Settings {
+    /// Loads the defaults, then `file` if given, then the environment.
+    pub fn load(file: Option<&Path>) -> Result<Settings, SettingsError> {
+        let mut builder = config::Config::builder()
+            .add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml));
+        if let Some(path) = file {
+            builder = builder.add_source(config::File::from(path).required(true));
+        }
+        let settings: Settings = builder
+            .add_source(
+                config::Environment::with_prefix("ASTUTE_BRIDGE")
+                    .prefix_separator("__")
+                    .separator("__"),
+            )
+            .build()?
+            .try_deserialize()?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), SettingsError> {
+        let url = &self.database.url;
+        if !(url.starts_with("sqlite:")
+            || url.starts_with("postgres:")
+            || url.starts_with("postgresql:"))
+        {
+            return Err(SettingsError::Rule(format!(
+                "database.url must start with sqlite: or postgres:, not '{}'",
+                url.split(':').next().unwrap_or_default()
+            )));
+        }
+        if self.amqp.reply_workers == 0 || self.amqp.prefetch == 0 {
+            return Err(SettingsError::Rule(
+                "amqp.reply_workers and amqp.prefetch must be at least 1".into(),
+            ));
+        }
+        if self.outbox.batch_size == 0 {
+            return Err(SettingsError::Rule(
+                "outbox.batch_size must be at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_load_and_name_the_contract_topology() {
+        let s = Settings::load(None).expect("defaults are valid");
+        assert_eq!(s.fuel_version, "5.1");
+        assert!(s.database.is_sqlite());
+        assert_eq!(
+            (
+                s.amqp.naily_exchange.as_str(),
+                s.amqp.naily_queue.as_str(),
+                s.amqp.nailgun_queue.as_str()
+            ),
+            ("naily", "naily", "nailgun")
+        );
+        assert_eq!(s.amqp.request_queue, "astute_bridge.requests");
+        assert_eq!(s.amqp.dead_letter_queue, "nailgun.dead");
+        assert_eq!(s.amqp.notifications_exchange, "notifications");
+    }
+
+    #[test]
+    fn a_file_overrides_defaults_and_unknown_keys_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = dir.path().join("good.toml");
+        std::fs::write(&good, "fuel_version = \"5.0.2\"\n[amqp]\nprefetch = 7\n").unwrap();
+        let s = Settings::load(Some(&good)).unwrap();
+        assert_eq!((s.fuel_version.as_str(), s.amqp.prefetch), ("5.0.2", 7));
+        assert_eq!(
+            s.amqp.naily_queue, "naily",
+            "untouched keys keep their defaults"
+        );
+
+        let typo = dir.path().join("typo.toml");
+        std::fs::write(&typo, "[amqp]\nprefech = 7\n").unwrap();
+        let err = Settings::load(Some(&typo)).unwrap_err().to_string();
+        assert!(err.contains("prefech"), "{err}");
+    }
+
+    #[test]
+    fn a_bad_database_url_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let bad = dir.path().join("bad.toml");
+        std::fs::write(&bad, "[database]\nurl = \"mysql://x\"\n").unwrap();
+        assert!(Settings::load(Some(&bad)).is_err());
+    }
+}

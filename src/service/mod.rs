@@ -1,0 +1,80 @@
+//! One function per operation, shared by the AMQP request consumer and the HTTP API. Each runs
+//! inside a transaction its caller opened, so the caller decides when the change (and the
+//! messages it queued in the outbox) commits.
+
+pub mod clusters;
+pub mod dispatch;
+pub mod notifications;
+pub mod patching;
+pub mod releases;
+pub mod replies;
+
+use sea_orm::DbErr;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+
+use crate::config::AmqpSettings;
+use crate::core::refusal::{ErrorCode, Refusal};
+
+/// What every operation needs besides its transaction.
+#[derive(Debug, Clone)]
+pub struct Context {
+    /// This master's Fuel version, checked against `compatible_fuel_versions`.
+    pub fuel_version: String,
+    /// Exchange and queue names, for the messages queued in the outbox.
+    pub amqp: AmqpSettings,
+    /// `astute-bridge.<hostname>`, the notification envelope's `publisher_id`.
+    pub publisher_id: String,
+}
+
+/// Why an operation did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// Refused: nothing changed, and the client is told why.
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+    /// The database failed; the caller rolls back and may retry.
+    #[error("database error: {0}")]
+    Database(#[from] DbErr),
+}
+
+impl ServiceError {
+    /// The refusal a client sees; database failures are `internal`.
+    pub fn to_refusal(&self) -> Refusal {
+        match self {
+            ServiceError::Refused(refusal) => refusal.clone(),
+            ServiceError::Database(_) => {
+                Refusal::new(ErrorCode::Internal, "the database failed; try again later")
+            }
+        }
+    }
+}
+
+pub type ServiceResult<T> = Result<T, ServiceError>;
+
+/// Parses a request's `args` into a typed value; wrong types, missing or unknown fields are
+/// `invalid_request` with serde's own description.
+pub fn parse_args<T: DeserializeOwned>(args: Map<String, Value>) -> Result<T, Refusal> {
+    serde_json::from_value(Value::Object(args))
+        .map_err(|e| Refusal::invalid_request(format!("invalid args: {e}")))
+}
+
+/// Refuses an empty or overlong text field.
+pub(crate) fn check_text(field: &str, value: &str, max: usize) -> Result<(), Refusal> {
+    if value.trim().is_empty() {
+        return Err(Refusal::invalid_request(format!(
+            "{field} must not be empty"
+        )));
+    }
+    if value.chars().count() > max {
+        return Err(Refusal::invalid_request(format!(
+            "{field} is longer than {max} characters"
+        )));
+    }
+    Ok(())
+}
+
+/// Serialises a stored row for a response.
+pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> Value {
+    serde_json::to_value(value).unwrap_or(Value::Null)
+}

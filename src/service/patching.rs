@@ -1,0 +1,296 @@
+//! Starting an update (of any kind), its dry run, and a rollback (contract section 2). Each start
+//! changes the cluster, creates the task, resets the nodes and queues the `deploy` cast in one
+//! transaction, so the cast reaches Astute if and only if that transaction commits.
+
+use chrono::Utc;
+use sea_orm::{
+    sea_query::Expr,
+    ActiveValue::{NotSet, Set},
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
+};
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+use super::{clusters, releases, to_json, Context, ServiceError, ServiceResult};
+use crate::core::compatibility::choose_operation;
+use crate::core::deploy_message::{
+    deploy_message, ClusterFacts, DeployPlan, NodeFacts, ReleaseFacts,
+};
+use crate::core::enums::{
+    ClusterMode, ClusterStatus, NodeStatus, OperatingSystem, Operation, TaskStatus,
+};
+use crate::core::refusal::Refusal;
+use crate::core::transitions::{check_rollback_allowed, check_update_allowed};
+use crate::store::entity::{cluster, node, release, task};
+use crate::store::is_unique_violation;
+use crate::store::outbox::{self, MessageProperties, OutgoingMessage};
+
+/// `update_cluster` and `check_update` args.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateTarget {
+    pub cluster_id: i32,
+    /// The target release.
+    pub release_id: i32,
+}
+
+/// A decided operation, ready to start.
+struct Start {
+    cluster: cluster::Model,
+    operation: Operation,
+    from_release_id: i32,
+    to_release_id: i32,
+    pending_release_id: Option<i32>,
+    task_uuid: String,
+    message: Value,
+}
+
+pub async fn update_cluster<C: ConnectionTrait>(
+    db: &C,
+    ctx: &Context,
+    args: UpdateTarget,
+) -> ServiceResult<Value> {
+    let start = plan_update(db, ctx, &args, true).await?;
+    begin(db, ctx, start).await
+}
+
+/// The verdict `update_cluster` would reach, and the exact cast it would send; changes nothing.
+pub async fn check_update<C: ConnectionTrait>(
+    db: &C,
+    ctx: &Context,
+    args: UpdateTarget,
+) -> ServiceResult<Value> {
+    clusters::find(db, args.cluster_id, false).await?;
+    match plan_update(db, ctx, &args, false).await {
+        Ok(start) => Ok(json!({
+            "allowed": true,
+            "operation": start.operation,
+            "code": null,
+            "reason": null,
+            "message": start.message,
+        })),
+        Err(ServiceError::Refused(refusal)) => Ok(json!({
+            "allowed": false,
+            "operation": null,
+            "code": refusal.code,
+            "reason": refusal.message,
+            "message": null,
+        })),
+        Err(err) => Err(err),
+    }
+}
+
+pub async fn rollback_cluster<C: ConnectionTrait>(
+    db: &C,
+    ctx: &Context,
+    args: clusters::ClusterRef,
+) -> ServiceResult<Value> {
+    let cluster = clusters::find(db, args.cluster_id, true).await?;
+    let running = clusters::has_running_task(db, cluster.id).await?;
+    check_rollback_allowed(status_of(&cluster)?, running)?;
+    let current = releases::find(db, cluster.release_id).await?;
+    let failed_target = match cluster.pending_release_id {
+        Some(id) => releases::find(db, id).await?,
+        None => current.clone(),
+    };
+    let nodes = clusters::nodes_of(db, cluster.id).await?;
+    let task_uuid = uuid::Uuid::new_v4().to_string();
+    let message = cast(
+        &cluster,
+        &current,
+        &failed_target.version,
+        &nodes,
+        &task_uuid,
+    )?;
+    begin(
+        db,
+        ctx,
+        Start {
+            operation: Operation::Rollback,
+            from_release_id: failed_target.id,
+            to_release_id: current.id,
+            pending_release_id: cluster.pending_release_id,
+            cluster,
+            task_uuid,
+            message,
+        },
+    )
+    .await
+}
+
+/// Checks every rule of an update and builds its cast.
+async fn plan_update<C: ConnectionTrait>(
+    db: &C,
+    ctx: &Context,
+    args: &UpdateTarget,
+    lock: bool,
+) -> ServiceResult<Start> {
+    let cluster = clusters::find(db, args.cluster_id, lock).await?;
+    let target = releases::find(db, args.release_id).await?;
+    let current = releases::find(db, cluster.release_id).await?;
+    let running = clusters::has_running_task(db, cluster.id).await?;
+    check_update_allowed(status_of(&cluster)?, running)?;
+    let operation = choose_operation(
+        &releases::summary(&current),
+        &releases::summary(&target),
+        &ctx.fuel_version,
+    )?;
+    let nodes = clusters::nodes_of(db, cluster.id).await?;
+    let task_uuid = uuid::Uuid::new_v4().to_string();
+    let message = cast(&cluster, &target, &current.version, &nodes, &task_uuid)?;
+    Ok(Start {
+        cluster,
+        operation,
+        from_release_id: current.id,
+        to_release_id: target.id,
+        pending_release_id: Some(target.id),
+        task_uuid,
+        message,
+    })
+}
+
+/// Writes the start of an operation and queues its cast.
+async fn begin<C: ConnectionTrait>(db: &C, ctx: &Context, start: Start) -> ServiceResult<Value> {
+    let now = Utc::now();
+    let cluster_id = start.cluster.id;
+    cluster::Entity::update_many()
+        .col_expr(
+            cluster::Column::Status,
+            Expr::value(start.operation.running_status().as_str()),
+        )
+        .col_expr(
+            cluster::Column::PendingReleaseId,
+            Expr::value(start.pending_release_id),
+        )
+        .col_expr(cluster::Column::UpdatedAt, Expr::value(now))
+        .filter(cluster::Column::Id.eq(cluster_id))
+        .exec(db)
+        .await?;
+    let inserted = task::Entity::insert(task::ActiveModel {
+        id: NotSet,
+        uuid: Set(start.task_uuid.clone()),
+        cluster_id: Set(cluster_id),
+        name: Set(start.operation.as_str().into()),
+        status: Set(TaskStatus::Running.as_str().into()),
+        progress: Set(0),
+        message: Set(None),
+        from_release_id: Set(Some(start.from_release_id)),
+        to_release_id: Set(Some(start.to_release_id)),
+        cache: Set(Some(start.message.clone())),
+        created_at: Set(now),
+        updated_at: Set(now),
+    })
+    .exec_with_returning(db)
+    .await;
+    let task = match inserted {
+        Ok(task) => task,
+        // The partial unique index: another bridge started a task on this cluster meanwhile.
+        Err(err) if is_unique_violation(&err) => {
+            return Err(Refusal::conflict("the cluster already has a running task").into())
+        }
+        Err(err) => return Err(err.into()),
+    };
+    node::Entity::update_many()
+        .col_expr(
+            node::Column::Status,
+            Expr::value(NodeStatus::Deploying.as_str()),
+        )
+        .col_expr(node::Column::Progress, Expr::value(0))
+        .col_expr(node::Column::ErrorType, Expr::value(Option::<String>::None))
+        .col_expr(node::Column::ErrorMsg, Expr::value(Option::<String>::None))
+        .filter(node::Column::ClusterId.eq(cluster_id))
+        .exec(db)
+        .await?;
+    queue_cast(db, ctx, &task.uuid, &start.message).await?;
+    tracing::info!(
+        task_uuid = %task.uuid,
+        cluster_id,
+        operation = %start.operation,
+        from_release_id = start.from_release_id,
+        to_release_id = start.to_release_id,
+        "task started; deploy cast queued"
+    );
+    Ok(to_json(&task))
+}
+
+/// The `deploy` cast for `cluster`, deploying `deployed` and leaving `previous_version`.
+fn cast(
+    cluster: &cluster::Model,
+    deployed: &release::Model,
+    previous_version: &str,
+    nodes: &[node::Model],
+    task_uuid: &str,
+) -> ServiceResult<Value> {
+    let mode = ClusterMode::parse(&cluster.mode).ok_or_else(|| {
+        Refusal::invalid_state(format!("cluster mode '{}' is unknown", cluster.mode))
+    })?;
+    let operating_system = OperatingSystem::parse(&deployed.operating_system).ok_or_else(|| {
+        Refusal::invalid_state(format!(
+            "operating system '{}' is unknown",
+            deployed.operating_system
+        ))
+    })?;
+    let plan = DeployPlan {
+        task_uuid: task_uuid.into(),
+        cluster: ClusterFacts {
+            id: cluster.id,
+            mode,
+            fuel_version: cluster.fuel_version.clone(),
+            attributes: cluster
+                .attributes
+                .as_object()
+                .cloned()
+                .unwrap_or_else(Map::new),
+        },
+        deployed: ReleaseFacts {
+            version: deployed.version.clone(),
+            operating_system,
+            repo_metadata: deployed.repo_metadata.clone(),
+            puppet_modules_source: deployed.puppet_modules_source.clone(),
+            puppet_manifests_source: deployed.puppet_manifests_source.clone(),
+        },
+        previous_version: previous_version.into(),
+        nodes: nodes
+            .iter()
+            .map(|n| NodeFacts {
+                id: n.id,
+                name: n.name.clone(),
+                fqdn: n.fqdn.clone(),
+                roles: releases::string_list(&n.roles),
+                online: n.online,
+            })
+            .collect(),
+    };
+    Ok(deploy_message(&plan))
+}
+
+fn status_of(cluster: &cluster::Model) -> Result<ClusterStatus, Refusal> {
+    ClusterStatus::parse(&cluster.status).ok_or_else(|| {
+        Refusal::invalid_state(format!("cluster status '{}' is unknown", cluster.status))
+    })
+}
+
+/// Queues a started task's cast to Astute; `mandatory` because an unroutable cast must be
+/// retried, never dropped.
+async fn queue_cast<C: ConnectionTrait>(
+    db: &C,
+    ctx: &Context,
+    task_uuid: &str,
+    message: &Value,
+) -> ServiceResult<()> {
+    outbox::enqueue(
+        db,
+        OutgoingMessage {
+            exchange: ctx.amqp.naily_exchange.clone(),
+            routing_key: ctx.amqp.naily_routing_key.clone(),
+            body: message.to_string(),
+            properties: MessageProperties {
+                correlation_id: None,
+                message_id: Some(task_uuid.into()),
+            },
+            mandatory: true,
+        },
+    )
+    .await?;
+    Ok(())
+}

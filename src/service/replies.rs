@@ -1,0 +1,177 @@
+//! Astute's `deploy_resp`: one reply, one transaction. The pure rules in `core::reply` decide;
+//! this file loads what they need in three queries and writes only what changed.
+
+use chrono::Utc;
+use sea_orm::{
+    sea_query::Expr, ActiveValue::Set, ActiveValue::Unchanged, ColumnTrait, ConnectionTrait, DbErr,
+    EntityTrait, QueryFilter, QuerySelect,
+};
+
+use super::notifications::{self, NewNotification};
+use super::{clusters, Context, ServiceError};
+use crate::core::enums::{NodeErrorType, NodeStatus, Operation, TaskStatus};
+use crate::core::reply::{apply_reply, NodeState, ReplyEffects, TaskState};
+use crate::core::transitions::ReleasePointers;
+use crate::store::entity::{cluster, node, task};
+use crate::wire::astute_reply::AstuteReply;
+
+/// What a reply did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplyOutcome {
+    /// Changes were written; `ended` when the task ended with this reply.
+    Applied { ended: Option<TaskStatus> },
+    /// Nothing to change: a duplicate, a stale report, or a task that has already ended.
+    Unchanged,
+    /// No task has this uuid.
+    UnknownTask,
+}
+
+/// Applies one `deploy_resp` inside the caller's transaction.
+pub async fn deploy_resp<C: ConnectionTrait>(
+    db: &C,
+    ctx: &Context,
+    reply: &AstuteReply,
+) -> Result<ReplyOutcome, DbErr> {
+    let Some(task) = task::Entity::find()
+        .filter(task::Column::Uuid.eq(reply.task_uuid.as_str()))
+        .lock_exclusive()
+        .one(db)
+        .await?
+    else {
+        return Ok(ReplyOutcome::UnknownTask);
+    };
+    let (Some(status), Some(operation)) = (
+        TaskStatus::parse(&task.status),
+        Operation::parse(&task.name),
+    ) else {
+        return Ok(ReplyOutcome::Unchanged);
+    };
+    if status != TaskStatus::Running {
+        return Ok(ReplyOutcome::Unchanged);
+    }
+    let Some(cluster) = cluster::Entity::find_by_id(task.cluster_id).one(db).await? else {
+        return Ok(ReplyOutcome::Unchanged);
+    };
+    let nodes = clusters::nodes_of(db, cluster.id)
+        .await
+        .map_err(into_db_err)?;
+    let state = TaskState {
+        operation,
+        status,
+        progress: percent(task.progress),
+        cluster_name: cluster.name.clone(),
+        releases: ReleasePointers {
+            release_id: cluster.release_id,
+            pending_release_id: cluster.pending_release_id,
+        },
+    };
+    let node_states: Vec<NodeState> = nodes.iter().map(node_state).collect();
+    let effects = apply_reply(&state, &node_states, &reply.reply);
+    if effects.is_empty() && effects.notifications.is_empty() {
+        return Ok(ReplyOutcome::Unchanged);
+    }
+    write(db, ctx, &task, &effects).await?;
+    Ok(ReplyOutcome::Applied {
+        ended: effects
+            .cluster
+            .map(|_| effects.task.as_ref().map_or(status, |t| t.status)),
+    })
+}
+
+async fn write<C: ConnectionTrait>(
+    db: &C,
+    ctx: &Context,
+    task: &task::Model,
+    effects: &ReplyEffects,
+) -> Result<(), DbErr> {
+    let now = Utc::now();
+    for n in &effects.nodes {
+        node::Entity::update(node::ActiveModel {
+            id: Unchanged(n.id),
+            status: Set(n.status.as_str().into()),
+            progress: Set(i32::from(n.progress)),
+            error_type: Set(n.error_type.map(|t| t.as_str().to_string())),
+            error_msg: Set(n.error_msg.clone()),
+            online: Set(n.online),
+            ..Default::default()
+        })
+        .exec(db)
+        .await?;
+    }
+    if let Some(change) = &effects.task {
+        let mut update = task::Entity::update_many()
+            .col_expr(task::Column::Status, Expr::value(change.status.as_str()))
+            .col_expr(
+                task::Column::Progress,
+                Expr::value(i32::from(change.progress)),
+            )
+            .col_expr(task::Column::UpdatedAt, Expr::value(now));
+        if let Some(message) = &change.message {
+            update = update.col_expr(task::Column::Message, Expr::value(message.as_str()));
+        }
+        update.filter(task::Column::Id.eq(task.id)).exec(db).await?;
+    }
+    if let Some(after) = &effects.cluster {
+        cluster::Entity::update_many()
+            .col_expr(cluster::Column::Status, Expr::value(after.status.as_str()))
+            .col_expr(
+                cluster::Column::ReleaseId,
+                Expr::value(after.releases.release_id),
+            )
+            .col_expr(
+                cluster::Column::PendingReleaseId,
+                Expr::value(after.releases.pending_release_id),
+            )
+            .col_expr(cluster::Column::UpdatedAt, Expr::value(now))
+            .filter(cluster::Column::Id.eq(task.cluster_id))
+            .exec(db)
+            .await?;
+        tracing::info!(
+            task_uuid = %task.uuid,
+            cluster_id = task.cluster_id,
+            cluster_status = %after.status,
+            release_id = after.releases.release_id,
+            "task ended"
+        );
+    }
+    for n in &effects.notifications {
+        notifications::record(
+            db,
+            ctx,
+            NewNotification {
+                topic: n.topic,
+                message: n.message.clone(),
+                cluster_id: Some(task.cluster_id),
+                node_id: n.node_id,
+                task_id: Some(task.id),
+            },
+        )
+        .await
+        .map_err(into_db_err)?;
+    }
+    Ok(())
+}
+
+fn node_state(model: &node::Model) -> NodeState {
+    NodeState {
+        id: model.id,
+        name: model.name.clone(),
+        // A status outside the contract's list ranks lowest, so any report may replace it.
+        status: NodeStatus::parse(&model.status).unwrap_or(NodeStatus::Discover),
+        progress: percent(model.progress),
+        error_type: model.error_type.as_deref().and_then(NodeErrorType::parse),
+        error_msg: model.error_msg.clone(),
+        online: model.online,
+    }
+}
+
+fn percent(value: i32) -> u8 {
+    u8::try_from(value.clamp(0, 100)).unwrap_or(0)
+}
+
+fn into_db_err(err: ServiceError) -> DbErr {
+    match err {
+        ServiceError::Database(db) => db,
+        ServiceError::Refused(refusal) => DbErr::Custom(refusal.to_string()),
+    }
+}

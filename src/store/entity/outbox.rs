@@ -1,0 +1,26 @@
+//! `outbox`: AMQP messages to publish once the transaction that wrote them has committed.
+
+use sea_orm::entity::prelude::*;
+use serde::Serialize;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Serialize)]
+#[sea_orm(table_name = "outbox")]
+pub struct Model {
+    #[sea_orm(primary_key)]
+    pub id: i32,
+    pub exchange: String,
+    pub routing_key: String,
+    #[sea_orm(column_type = "Text")]
+    pub body: String,
+    /// AMQP properties: `content_type`, `correlation_id`, `message_id`, `headers`, ...
+    #[sea_orm(column_type = "Json")]
+    pub properties: Json,
+    pub mandatory: bool,
+    pub attempts: i32,
+    pub created_at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,211 @@
+//! Parsing Astute's replies on the `nailgun` queue:
+//! `{"method": "deploy_resp", "args": {"task_uuid": …, "status": …, "progress": …, "error": …,
+//! "nodes": [{"uid": "7" or 7, "status": …, …}]}}`.
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::core::enums::{NodeErrorType, NodeStatus};
+use crate::core::reply::{DeployReply, NodeReport};
+
+/// The reply methods this bridge handles.
+pub const DEPLOY_RESP: &str = "deploy_resp";
+
+/// A reply that can never be applied; it goes to the dead-letter queue with this reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Poison(pub String);
+
+/// A parsed reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AstuteReply {
+    pub method: String,
+    pub task_uuid: String,
+    pub reply: DeployReply,
+}
+
+#[derive(Deserialize)]
+struct Envelope {
+    method: Option<String>,
+    args: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct Args {
+    task_uuid: Option<Value>,
+    status: Option<String>,
+    progress: Option<f64>,
+    error: Option<String>,
+    nodes: Option<Vec<RawNode>>,
+}
+
+#[derive(Deserialize)]
+struct RawNode {
+    uid: Value,
+    status: Option<String>,
+    progress: Option<f64>,
+    error_type: Option<String>,
+    error_msg: Option<String>,
+    online: Option<bool>,
+}
+
+/// Reads just the task uuid, to pick the reply's lane before the full parse.
+pub fn peek_task_uuid(body: &[u8]) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Peek {
+        args: Option<PeekArgs>,
+    }
+    #[derive(Deserialize)]
+    struct PeekArgs {
+        task_uuid: Option<String>,
+    }
+    serde_json::from_slice::<Peek>(body).ok()?.args?.task_uuid
+}
+
+/// Parses a reply body, or says why it is poison.
+pub fn parse(body: &[u8]) -> Result<AstuteReply, Poison> {
+    let envelope: Envelope = serde_json::from_slice(body)
+        .map_err(|e| Poison(format!("not a JSON object with method and args: {e}")))?;
+    let method = envelope.method.ok_or_else(|| Poison("no method".into()))?;
+    let args = envelope.args.ok_or_else(|| Poison("no args".into()))?;
+    let task_uuid = match args.get("task_uuid") {
+        Some(Value::String(uuid)) if !uuid.is_empty() => uuid.clone(),
+        Some(Value::Null) | None => return Err(Poison("no task_uuid".into())),
+        Some(other) => return Err(Poison(format!("task_uuid is not a string: {other}"))),
+    };
+    if method != DEPLOY_RESP {
+        return Err(Poison(format!("unknown method '{method}'")));
+    }
+    let args: Args =
+        serde_json::from_value(args).map_err(|e| Poison(format!("malformed args: {e}")))?;
+    let _ = args.task_uuid;
+    let nodes = args
+        .nodes
+        .unwrap_or_default()
+        .into_iter()
+        .map(node_report)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(AstuteReply {
+        method,
+        task_uuid,
+        reply: DeployReply {
+            status: args.status,
+            progress: args.progress.map(clamp_progress),
+            error: args.error,
+            nodes,
+        },
+    })
+}
+
+/// Astute clamps progress to 0–100; so do we, whatever the sender did.
+fn clamp_progress(progress: f64) -> u8 {
+    if progress.is_nan() {
+        0
+    } else {
+        progress.clamp(0.0, 100.0) as u8
+    }
+}
+
+fn node_report(raw: RawNode) -> Result<NodeReport, Poison> {
+    let uid = match &raw.uid {
+        Value::Number(n) => n.as_i64().and_then(|n| i32::try_from(n).ok()),
+        Value::String(s) => s.trim().parse::<i32>().ok(),
+        _ => None,
+    }
+    .ok_or_else(|| Poison(format!("node uid is not a node id: {}", raw.uid)))?;
+    // Astute ranks `offline` below every status: it means the node went away, not a new status.
+    let (status, offline) = match raw.status.as_deref() {
+        Some("offline") => (None, true),
+        Some(text) => (NodeStatus::parse(text), false),
+        None => (None, false),
+    };
+    Ok(NodeReport {
+        uid,
+        status,
+        progress: raw.progress.map(clamp_progress),
+        error_type: raw.error_type.as_deref().and_then(NodeErrorType::parse),
+        error_msg: raw.error_msg,
+        online: if offline { Some(false) } else { raw.online },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_reply_parses_with_string_and_integer_uids() {
+        let body = br#"{"method":"deploy_resp","args":{"task_uuid":"t-1","status":"running","progress":42.7,
+            "nodes":[{"uid":"7","role":"controller","status":"error","progress":150,"error_type":"deploy","error_msg":"boom"},
+                     {"uid":8,"online":false}]}}"#;
+        let parsed = parse(body).unwrap();
+        assert_eq!(parsed.task_uuid, "t-1");
+        assert_eq!(parsed.reply.status.as_deref(), Some("running"));
+        assert_eq!(parsed.reply.progress, Some(42));
+        assert_eq!(parsed.reply.nodes[0].uid, 7);
+        assert_eq!(parsed.reply.nodes[0].status, Some(NodeStatus::Error));
+        assert_eq!(parsed.reply.nodes[0].progress, Some(100));
+        assert_eq!(
+            parsed.reply.nodes[0].error_type,
+            Some(NodeErrorType::Deploy)
+        );
+        assert_eq!(parsed.reply.nodes[1].uid, 8);
+        assert_eq!(parsed.reply.nodes[1].online, Some(false));
+        assert_eq!(peek_task_uuid(body).as_deref(), Some("t-1"));
+    }
+
+    #[test]
+    fn only_task_uuid_is_required() {
+        let parsed = parse(br#"{"method":"deploy_resp","args":{"task_uuid":"t"}}"#).unwrap();
+        assert_eq!(parsed.reply, DeployReply::default());
+    }
+
+    #[test]
+    fn poison_is_named() {
+        let cases: [(&[u8], &str); 7] = [
+            (b"not json", "not a JSON"),
+            (br#"[1,2]"#, "not a JSON"),
+            (br#"{"args":{"task_uuid":"t"}}"#, "no method"),
+            (br#"{"method":"deploy_resp","args":{}}"#, "no task_uuid"),
+            (
+                br#"{"method":"deploy_resp","args":{"task_uuid":5}}"#,
+                "not a string",
+            ),
+            (
+                br#"{"method":"provision_resp","args":{"task_uuid":"t"}}"#,
+                "unknown method 'provision_resp'",
+            ),
+            (
+                br#"{"method":"deploy_resp","args":{"task_uuid":"t","progress":"half"}}"#,
+                "malformed args",
+            ),
+        ];
+        for (body, reason) in cases {
+            let err = parse(body).unwrap_err();
+            assert!(
+                err.0.contains(reason),
+                "{:?}: {err}",
+                String::from_utf8_lossy(body)
+            );
+        }
+        let err =
+            parse(br#"{"method":"deploy_resp","args":{"task_uuid":"t","nodes":[{"uid":"x"}]}}"#)
+                .unwrap_err();
+        assert!(err.0.contains("node uid"), "{err}");
+    }
+
+    #[test]
+    fn offline_status_means_offline_and_unknown_statuses_are_left_alone() {
+        let parsed = parse(br#"{"method":"deploy_resp","args":{"task_uuid":"t","nodes":[{"uid":1,"status":"offline"},{"uid":2,"status":"weird"}]}}"#).unwrap();
+        assert_eq!(parsed.reply.nodes[0].online, Some(false));
+        assert_eq!(parsed.reply.nodes[0].status, None);
+        assert_eq!(parsed.reply.nodes[1].status, None);
+    }
+
+    #[test]
+    fn negative_progress_clamps_to_zero() {
+        let parsed =
+            parse(br#"{"method":"deploy_resp","args":{"task_uuid":"t","progress":-5}}"#).unwrap();
+        assert_eq!(parsed.reply.progress, Some(0));
+    }
+}
