@@ -142,7 +142,11 @@ impl Handler {
             Ok(reply) => reply,
             Err(poison) => return self.dead_letter(delivery, &poison.0).await,
         };
-        let span = tracing::info_span!("deploy_resp", task_uuid = %reply.task_uuid);
+        let span = tracing::info_span!(
+            "deploy_resp",
+            task_uuid = %reply.task_uuid,
+            cluster_id = tracing::field::Empty
+        );
         async {
             for attempt in 1..=DB_ATTEMPTS {
                 match self.apply(&reply).await {

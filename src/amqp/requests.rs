@@ -128,7 +128,13 @@ async fn handle(
         .as_ref()
         .map(|r| r.method.clone())
         .unwrap_or_default();
-    let span = tracing::info_span!("request", method = %method, message_id = envelope.message_id.as_deref().unwrap_or(""));
+    let span = tracing::info_span!(
+        "request",
+        method = %method,
+        message_id = envelope.message_id.as_deref().unwrap_or(""),
+        task_uuid = tracing::field::Empty,
+        cluster_id = tracing::field::Empty
+    );
     let outcome = execute(db, ctx, &envelope, parsed)
         .instrument(span.clone())
         .await;

@@ -202,6 +202,9 @@ async fn begin<C: ConnectionTrait>(db: &C, ctx: &Context, start: Start) -> Servi
         .exec(db)
         .await?;
     queue_cast(db, ctx, &task.uuid, &start.message).await?;
+    let span = tracing::Span::current();
+    span.record("task_uuid", task.uuid.as_str());
+    span.record("cluster_id", cluster_id);
     tracing::info!(
         task_uuid = %task.uuid,
         cluster_id,

@@ -40,6 +40,7 @@ pub async fn deploy_resp<C: ConnectionTrait>(
     else {
         return Ok(ReplyOutcome::UnknownTask);
     };
+    tracing::Span::current().record("cluster_id", task.cluster_id);
     let (Some(status), Some(operation)) = (
         TaskStatus::parse(&task.status),
         Operation::parse(&task.name),
@@ -71,11 +72,8 @@ pub async fn deploy_resp<C: ConnectionTrait>(
         return Ok(ReplyOutcome::Unchanged);
     }
     write(db, ctx, &task, &effects).await?;
-    Ok(ReplyOutcome::Applied {
-        ended: effects
-            .cluster
-            .map(|_| effects.task.as_ref().map_or(status, |t| t.status)),
-    })
+    let ended = effects.cluster.and(effects.task.as_ref().map(|t| t.status));
+    Ok(ReplyOutcome::Applied { ended })
 }
 
 async fn write<C: ConnectionTrait>(

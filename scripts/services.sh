@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Starts the local RabbitMQ and PostgreSQL if they are not running (sourced by the other scripts).
+# Usage: ensure_rabbitmq; ensure_postgres
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+ensure_rabbitmq() {
+  if rabbitmqctl ping >/dev/null 2>&1; then return 0; fi
+  echo "starting RabbitMQ (rabbitmq-server -detached)"
+  rabbitmq-server -detached
+  for _ in $(seq 1 120); do port_open 5672 && break; sleep 0.5; done
+  rabbitmqctl await_startup >/dev/null
+}
+
+ensure_postgres() {
+  if port_open 5432; then return 0; fi
+  echo "starting PostgreSQL (pg_ctlcluster)"
+  pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n 1)" main start
+  for _ in $(seq 1 120); do port_open 5432 && return 0; sleep 0.5; done
+  echo "PostgreSQL did not open port 5432" >&2
+  return 1
+}

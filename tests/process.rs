@@ -1,0 +1,122 @@
+//! The binary as an operator runs it: `migrate`, then `serve` answering a request sent with
+//! `request`, then SIGTERM → a clean stop with exit status 0.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_astute-bridge");
+const START_RABBITMQ: &str = "rabbitmq-server -detached && rabbitmqctl await_startup";
+
+/// Environment that gives this test its own database and broker names.
+fn env(dir: &std::path::Path, prefix: &str) -> Vec<(String, String)> {
+    let mut vars = vec![
+        (
+            "ASTUTE_BRIDGE__DATABASE__URL".to_string(),
+            format!("sqlite://{}?mode=rwc", dir.join("b.db").display()),
+        ),
+        ("RUST_LOG".to_string(), "warn".to_string()),
+    ];
+    for (key, name) in [
+        ("NAILY_EXCHANGE", "naily"),
+        ("NAILY_QUEUE", "naily"),
+        ("NAILY_SERVICE_EXCHANGE", "naily_service"),
+        ("NAILGUN_EXCHANGE", "nailgun"),
+        ("NAILGUN_QUEUE", "nailgun"),
+        ("DEAD_LETTER_QUEUE", "nailgun.dead"),
+        ("REQUEST_EXCHANGE", "astute_bridge"),
+        ("REQUEST_QUEUE", "astute_bridge.requests"),
+        ("NOTIFICATIONS_EXCHANGE", "notifications"),
+    ] {
+        vars.push((
+            format!("ASTUTE_BRIDGE__AMQP__{key}"),
+            format!("{prefix}.{name}"),
+        ));
+    }
+    vars
+}
+
+#[test]
+fn migrate_serve_request_and_stop_on_sigterm() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let prefix = format!("p{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let vars = env(dir.path(), &prefix);
+
+    let migrate = Command::new(BIN)
+        .arg("migrate")
+        .envs(vars.clone())
+        .output()
+        .expect("run migrate");
+    assert!(
+        migrate.status.success(),
+        "migrate failed: {}",
+        String::from_utf8_lossy(&migrate.stderr)
+    );
+    assert!(
+        dir.path().join("b.db").exists(),
+        "migrate created the SQLite database"
+    );
+
+    let mut serve = Command::new(BIN)
+        .arg("serve")
+        .envs(vars.clone())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start serve");
+
+    // The first request is answered once the bridge consumes: that is the readiness signal.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let answer = loop {
+        let out = Command::new(BIN)
+            .args([
+                "request",
+                "create_release",
+                r#"{"name": "Icehouse", "version": "2014.1-5.0", "operating_system": "Ubuntu"}"#,
+                "--timeout",
+                "5",
+            ])
+            .envs(vars.clone())
+            .output()
+            .expect("run request");
+        if out.status.success() {
+            break String::from_utf8_lossy(&out.stdout).to_string();
+        }
+        if let Ok(Some(status)) = serve.try_wait() {
+            panic!("serve exited early with {status}; is RabbitMQ running? start it with: {START_RABBITMQ}");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no answer: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let answer: serde_json::Value = serde_json::from_str(&answer).expect("the answer is JSON");
+    assert_eq!(answer["ok"], true);
+    assert_eq!(answer["result"]["version"], "2014.1-5.0");
+
+    // A refused request exits 1 and prints the error.
+    let refused = Command::new(BIN)
+        .args(["request", "get_cluster", r#"{"cluster_id": 404}"#])
+        .envs(vars.clone())
+        .output()
+        .expect("run request");
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&refused.stdout).contains("not_found"));
+
+    let killed = Command::new("kill")
+        .args(["-TERM", &serve.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let status = serve.wait().expect("wait for serve");
+    assert_eq!(status.code(), Some(0), "serve stops cleanly on SIGTERM");
+
+    // Leave the broker as we found it.
+    for (key, name) in &vars {
+        if key.ends_with("_QUEUE") {
+            let _ = Command::new("rabbitmqctl")
+                .args(["delete_queue", name])
+                .output();
+        }
+    }
+}
