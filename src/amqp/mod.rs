@@ -5,6 +5,7 @@ pub mod publisher;
 pub mod relay;
 pub mod replies;
 pub mod requests;
+pub mod subscription;
 pub mod topology;
 
 use std::future::Future;

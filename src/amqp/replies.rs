@@ -7,12 +7,8 @@ use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::StreamExt;
 use lapin::message::Delivery;
-use lapin::options::{
-    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
-};
-use lapin::types::FieldTable;
+use lapin::options::{BasicAckOptions, BasicNackOptions};
 use lapin::Connection;
 use sea_orm::DatabaseConnection;
 use tokio::sync::{mpsc, Notify};
@@ -20,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::publisher::{with_header, Delivery as Fate, Publisher};
+use super::subscription::Subscription;
 use super::{within, AmqpError};
 use crate::service::replies::{deploy_resp, ReplyOutcome};
 use crate::service::Context;
@@ -51,23 +48,12 @@ pub async fn run(
 ) -> Result<(), AmqpError> {
     let names = ctx.amqp.clone();
     let timeout = names.timeout();
-    let channel = within(timeout, "channel.open", connection.create_channel()).await?;
-    within(
+    let mut subscription = Subscription::open(
+        connection,
+        &names.nailgun_queue,
+        "replies",
+        names.prefetch,
         timeout,
-        "basic.qos",
-        channel.basic_qos(names.prefetch, BasicQosOptions::default()),
-    )
-    .await?;
-    let tag = format!("astute-bridge-replies-{}", uuid::Uuid::new_v4());
-    let mut consumer = within(
-        timeout,
-        "basic.consume",
-        channel.basic_consume(
-            names.nailgun_queue.as_str().into(),
-            tag.as_str().into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        ),
     )
     .await?;
     let handler = Arc::new(Handler {
@@ -94,27 +80,19 @@ pub async fn run(
 
     let ended = loop {
         tokio::select! {
-            next = consumer.next() => match next {
-                Some(Ok(delivery)) => {
+            next = subscription.next() => match next {
+                Ok(delivery) => {
                     let lane = lane_of(&delivery.data, lanes.len());
                     if lanes[lane].send(delivery).await.is_err() {
                         break Err(AmqpError::Topology("a reply lane stopped".into()));
                     }
                 }
-                Some(Err(err)) => break Err(err.into()),
-                None => break Err(AmqpError::Topology(format!(
-                    "the broker cancelled the consumer of '{}' (was the queue deleted?)", names.nailgun_queue
-                ))),
+                Err(err) => break Err(err),
             },
             _ = shutdown.cancelled() => break Ok(()),
         }
     };
-    let _ = within(
-        timeout,
-        "basic.cancel",
-        channel.basic_cancel(tag.as_str().into(), BasicCancelOptions::default()),
-    )
-    .await;
+    subscription.cancel().await;
     drop(lanes);
     for worker in workers {
         match worker.await {

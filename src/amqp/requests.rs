@@ -7,12 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use futures_util::StreamExt;
 use lapin::message::Delivery;
-use lapin::options::{
-    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
-};
-use lapin::types::FieldTable;
+use lapin::options::{BasicAckOptions, BasicNackOptions};
 use lapin::Connection;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
@@ -24,6 +20,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use super::subscription::Subscription;
 use super::{within, AmqpError};
 use crate::core::refusal::Refusal;
 use crate::service::dispatch::dispatch;
@@ -45,44 +42,25 @@ pub async fn run(
 ) -> Result<(), AmqpError> {
     let names = ctx.amqp.clone();
     let timeout = names.timeout();
-    let channel = within(timeout, "channel.open", connection.create_channel()).await?;
-    within(
+    let mut subscription = Subscription::open(
+        connection,
+        &names.request_queue,
+        "requests",
+        names.prefetch,
         timeout,
-        "basic.qos",
-        channel.basic_qos(names.prefetch, BasicQosOptions::default()),
-    )
-    .await?;
-    let tag = format!("astute-bridge-requests-{}", uuid::Uuid::new_v4());
-    let mut consumer = within(
-        timeout,
-        "basic.consume",
-        channel.basic_consume(
-            names.request_queue.as_str().into(),
-            tag.as_str().into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        ),
     )
     .await?;
     tracing::info!(queue = %names.request_queue, "consuming requests");
     let ended = loop {
         tokio::select! {
-            next = consumer.next() => match next {
-                Some(Ok(delivery)) => handle(&db, &ctx, &wake, delivery, timeout).await?,
-                Some(Err(err)) => break Err(err.into()),
-                None => break Err(AmqpError::Topology(format!(
-                    "the broker cancelled the consumer of '{}' (was the queue deleted?)", names.request_queue
-                ))),
+            next = subscription.next() => match next {
+                Ok(delivery) => handle(&db, &ctx, &wake, delivery, timeout).await?,
+                Err(err) => break Err(err),
             },
             _ = shutdown.cancelled() => break Ok(()),
         }
     };
-    let _ = within(
-        timeout,
-        "basic.cancel",
-        channel.basic_cancel(tag.as_str().into(), BasicCancelOptions::default()),
-    )
-    .await;
+    subscription.cancel().await;
     ended
 }
 
