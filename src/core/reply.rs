@@ -68,6 +68,20 @@ pub struct TaskChange {
     pub message: Option<String>,
 }
 
+/// The nodes of the cluster that a reply does not list, summed up: enough for the task's mean
+/// progress without loading every node on every reply.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OtherNodes {
+    pub count: u32,
+    pub progress_sum: u32,
+}
+
+/// Whether a reply may end its task, in which case the rules need every node of the cluster
+/// (to see failed nodes and to end the ones still deploying).
+pub fn may_end_task(reply: &DeployReply) -> bool {
+    matches!(reply.status.as_deref(), Some("ready") | Some("error"))
+}
+
 /// Everything one reply changes. Empty when the reply changes nothing.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ReplyEffects {
@@ -86,8 +100,15 @@ impl ReplyEffects {
     }
 }
 
-/// Applies one reply to a task and all the nodes of its cluster.
-pub fn apply_reply(task: &TaskState, nodes: &[NodeState], reply: &DeployReply) -> ReplyEffects {
+/// Applies one reply to a task. `nodes` are the cluster's nodes the reply lists (at least), and
+/// `others` sums up the rest; when `may_end_task(reply)`, `nodes` must be every node of the
+/// cluster and `others` empty.
+pub fn apply_reply(
+    task: &TaskState,
+    nodes: &[NodeState],
+    others: OtherNodes,
+    reply: &DeployReply,
+) -> ReplyEffects {
     if task.status != TaskStatus::Running {
         return ReplyEffects::default();
     }
@@ -121,7 +142,7 @@ pub fn apply_reply(task: &TaskState, nodes: &[NodeState], reply: &DeployReply) -
     let progress = match reply.progress {
         Some(given) => given.max(task.progress),
         None if !reply.nodes.is_empty() && !current.is_empty() => {
-            mean_progress(&current).max(task.progress)
+            mean_progress(&current, others).max(task.progress)
         }
         None => task.progress,
     };
@@ -236,9 +257,10 @@ fn entered_failure(before: &NodeState, after: &NodeState) -> bool {
     newly_error || newly_offline
 }
 
-fn mean_progress(nodes: &[NodeState]) -> u8 {
-    let sum: u32 = nodes.iter().map(|n| u32::from(n.progress)).sum();
-    let count = u32::try_from(nodes.len()).unwrap_or(u32::MAX).max(1);
+fn mean_progress(nodes: &[NodeState], others: OtherNodes) -> u8 {
+    let sum: u64 =
+        nodes.iter().map(|n| u64::from(n.progress)).sum::<u64>() + u64::from(others.progress_sum);
+    let count = (nodes.len() as u64 + u64::from(others.count)).max(1);
     u8::try_from(sum / count).unwrap_or(100)
 }
 
@@ -330,6 +352,7 @@ mod tests {
         let fx = apply_reply(
             &t,
             &deploying(&[1]),
+            OtherNodes::default(),
             &reply(Some("running"), Some(40), vec![]),
         );
         assert_eq!(
@@ -346,6 +369,7 @@ mod tests {
         let fx = apply_reply(
             &t,
             &deploying(&[1]),
+            OtherNodes::default(),
             &reply(Some("running"), Some(30), vec![]),
         );
         assert!(fx.is_empty(), "a lower progress changes nothing: {fx:?}");
@@ -358,6 +382,7 @@ mod tests {
         let fx = apply_reply(
             &t,
             &nodes,
+            OtherNodes::default(),
             &reply(
                 None,
                 None,
@@ -372,11 +397,29 @@ mod tests {
     }
 
     #[test]
+    fn unlisted_nodes_count_through_their_aggregate() {
+        let t = task(Operation::Upgrade);
+        let others = OtherNodes { count: 3, progress_sum: 30 };
+        let r = reply(None, None, vec![report(1, NodeStatus::Deploying, 50)]);
+        let fx = apply_reply(&t, &deploying(&[1]), others, &r);
+        assert_eq!(fx.task.unwrap().progress, 20, "(50 + 30) / 4");
+    }
+
+    #[test]
+    fn only_terminal_statuses_may_end_a_task() {
+        assert!(may_end_task(&reply(Some("ready"), None, vec![])));
+        assert!(may_end_task(&reply(Some("error"), None, vec![])));
+        assert!(!may_end_task(&reply(Some("running"), None, vec![])));
+        assert!(!may_end_task(&reply(None, Some(5), vec![])));
+    }
+
+    #[test]
     fn unknown_status_keeps_the_task_running() {
         let t = task(Operation::Update);
         let fx = apply_reply(
             &t,
             &deploying(&[1]),
+            OtherNodes::default(),
             &reply(Some("deploying"), Some(10), vec![]),
         );
         assert_eq!(fx.task.unwrap().status, TaskStatus::Running);
@@ -391,7 +434,7 @@ mod tests {
         failing.error_type = Some(NodeErrorType::Deploy);
         failing.error_msg = Some("Puppet run failed".into());
         let r = reply(None, None, vec![failing]);
-        let fx = apply_reply(&t, &nodes, &r);
+        let fx = apply_reply(&t, &nodes, OtherNodes::default(), &r);
         assert_eq!(
             fx.notifications,
             vec![NewNotification {
@@ -412,6 +455,7 @@ mod tests {
                 ..t
             },
             &stored,
+            OtherNodes::default(),
             &r,
         );
         assert!(
@@ -425,6 +469,7 @@ mod tests {
         let fx = apply_reply(
             &task(Operation::Upgrade),
             &deploying(&[3]),
+            OtherNodes::default(),
             &reply(
                 None,
                 None,
@@ -453,7 +498,7 @@ mod tests {
                 ..Default::default()
             }],
         );
-        let fx = apply_reply(&t, &deploying(&[1]), &r);
+        let fx = apply_reply(&t, &deploying(&[1]), OtherNodes::default(), &r);
         let n = &fx.nodes[0];
         assert!(!n.online);
         assert_eq!(n.progress, 100);
@@ -468,6 +513,7 @@ mod tests {
                 ..t
             },
             &fx.nodes,
+            OtherNodes::default(),
             &r,
         );
         assert!(again.notifications.is_empty());
@@ -480,6 +526,7 @@ mod tests {
         let fx = apply_reply(
             &t,
             &ready,
+            OtherNodes::default(),
             &reply(None, None, vec![report(1, NodeStatus::Deploying, 50)]),
         );
         assert!(fx.nodes.is_empty(), "lower status ignored");
@@ -487,6 +534,7 @@ mod tests {
         let fx = apply_reply(
             &t,
             &halfway,
+            OtherNodes::default(),
             &reply(None, None, vec![report(1, NodeStatus::Deploying, 20)]),
         );
         assert!(
@@ -497,6 +545,7 @@ mod tests {
         let fx = apply_reply(
             &t,
             &failed,
+            OtherNodes::default(),
             &reply(None, None, vec![report(1, NodeStatus::Ready, 100)]),
         );
         assert!(fx.nodes.is_empty(), "error outranks ready");
@@ -507,6 +556,7 @@ mod tests {
         let fx = apply_reply(
             &task(Operation::Upgrade),
             &deploying(&[1]),
+            OtherNodes::default(),
             &reply(None, None, vec![report(99, NodeStatus::Error, 100)]),
         );
         assert!(fx.nodes.is_empty() && fx.notifications.is_empty());
@@ -519,7 +569,12 @@ mod tests {
             node(1, NodeStatus::Ready, 100),
             node(2, NodeStatus::Deploying, 70),
         ];
-        let fx = apply_reply(&t, &nodes, &reply(Some("ready"), Some(100), vec![]));
+        let fx = apply_reply(
+            &t,
+            &nodes,
+            OtherNodes::default(),
+            &reply(Some("ready"), Some(100), vec![]),
+        );
         assert_eq!(
             fx.task,
             Some(TaskChange {
@@ -553,7 +608,12 @@ mod tests {
             node(1, NodeStatus::Error, 100),
             node(2, NodeStatus::Ready, 100),
         ];
-        let fx = apply_reply(&t, &nodes, &reply(Some("ready"), Some(100), vec![]));
+        let fx = apply_reply(
+            &t,
+            &nodes,
+            OtherNodes::default(),
+            &reply(Some("ready"), Some(100), vec![]),
+        );
         let change = fx.task.unwrap();
         assert_eq!(change.status, TaskStatus::Error);
         assert_eq!(
@@ -569,7 +629,7 @@ mod tests {
         let t = task(Operation::Rollback);
         let mut r = reply(Some("error"), None, vec![]);
         r.error = Some("Timeout of deployment is exceeded.".into());
-        let fx = apply_reply(&t, &deploying(&[1]), &r);
+        let fx = apply_reply(&t, &deploying(&[1]), OtherNodes::default(), &r);
         assert_eq!(
             fx.task.as_ref().unwrap().message.as_deref(),
             Some("Rollback has failed. Timeout of deployment is exceeded.")
@@ -587,13 +647,19 @@ mod tests {
                 node(1, NodeStatus::Error, 100),
                 node(2, NodeStatus::Error, 100),
             ],
+            OtherNodes::default(),
             &reply(Some("error"), None, vec![]),
         );
         assert_eq!(
             fx.task.unwrap().message.as_deref(),
             Some("Rollback has failed. Check these nodes:\n'node-1', 'node-2'")
         );
-        let fx = apply_reply(&t, &[], &reply(Some("error"), None, vec![]));
+        let fx = apply_reply(
+            &t,
+            &[],
+            OtherNodes::default(),
+            &reply(Some("error"), None, vec![]),
+        );
         assert_eq!(
             fx.task.unwrap().message.as_deref(),
             Some("Rollback has failed. Check these nodes:\nUnknown error")
@@ -605,6 +671,7 @@ mod tests {
         let fx = apply_reply(
             &task(Operation::Upgrade),
             &deploying(&[1]),
+            OtherNodes::default(),
             &reply(Some("error"), Some(50), vec![]),
         );
         let cluster = fx.cluster.unwrap();
@@ -630,7 +697,7 @@ mod tests {
                 reply(Some("ready"), Some(100), vec![]),
                 reply(Some("running"), Some(99), vec![]),
             ] {
-                let fx = apply_reply(&t, &deploying(&[1]), &r);
+                let fx = apply_reply(&t, &deploying(&[1]), OtherNodes::default(), &r);
                 assert!(fx.is_empty() && fx.notifications.is_empty());
             }
         }
@@ -639,7 +706,12 @@ mod tests {
     #[test]
     fn node_error_and_task_error_in_one_reply_give_two_notifications() {
         let r = reply(Some("error"), None, vec![report(1, NodeStatus::Error, 100)]);
-        let fx = apply_reply(&task(Operation::Upgrade), &deploying(&[1, 2]), &r);
+        let fx = apply_reply(
+            &task(Operation::Upgrade),
+            &deploying(&[1, 2]),
+            OtherNodes::default(),
+            &r,
+        );
         assert_eq!(fx.notifications.len(), 2);
         assert_eq!(
             fx.notifications[1].message,

@@ -4,13 +4,15 @@
 use chrono::Utc;
 use sea_orm::{
     sea_query::Expr, ActiveValue::Set, ActiveValue::Unchanged, ColumnTrait, ConnectionTrait, DbErr,
-    EntityTrait, QueryFilter, QuerySelect,
+    EntityTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 
 use super::notifications::{self, NewNotification};
 use super::{clusters, Context, ServiceError};
 use crate::core::enums::{NodeErrorType, NodeStatus, Operation, TaskStatus};
-use crate::core::reply::{apply_reply, NodeState, ReplyEffects, TaskState};
+use crate::core::reply::{
+    apply_reply, may_end_task, DeployReply, NodeState, OtherNodes, ReplyEffects, TaskState,
+};
 use crate::core::transitions::ReleasePointers;
 use crate::store::entity::{cluster, node, task};
 use crate::wire::astute_reply::AstuteReply;
@@ -53,9 +55,7 @@ pub async fn deploy_resp<C: ConnectionTrait>(
     let Some(cluster) = cluster::Entity::find_by_id(task.cluster_id).one(db).await? else {
         return Ok(ReplyOutcome::Unchanged);
     };
-    let nodes = clusters::nodes_of(db, cluster.id)
-        .await
-        .map_err(into_db_err)?;
+    let (nodes, others) = nodes_for(db, cluster.id, &reply.reply).await?;
     let state = TaskState {
         operation,
         status,
@@ -67,13 +67,51 @@ pub async fn deploy_resp<C: ConnectionTrait>(
         },
     };
     let node_states: Vec<NodeState> = nodes.iter().map(node_state).collect();
-    let effects = apply_reply(&state, &node_states, &reply.reply);
+    let effects = apply_reply(&state, &node_states, others, &reply.reply);
     if effects.is_empty() && effects.notifications.is_empty() {
         return Ok(ReplyOutcome::Unchanged);
     }
     write(db, ctx, &task, &effects).await?;
     let ended = effects.cluster.and(effects.task.as_ref().map(|t| t.status));
     Ok(ReplyOutcome::Applied { ended })
+}
+
+/// The nodes the rules need: every node when the reply may end the task; otherwise only the
+/// listed ones, with the rest summed up in one aggregate query (a reply for a large cluster
+/// must not reload the whole cluster).
+async fn nodes_for<C: ConnectionTrait>(
+    db: &C,
+    cluster_id: i32,
+    reply: &DeployReply,
+) -> Result<(Vec<node::Model>, OtherNodes), DbErr> {
+    if may_end_task(reply) {
+        let all = clusters::nodes_of(db, cluster_id).await.map_err(into_db_err)?;
+        return Ok((all, OtherNodes::default()));
+    }
+    if reply.nodes.is_empty() {
+        return Ok((Vec::new(), OtherNodes::default()));
+    }
+    let listed = node::Entity::find()
+        .filter(node::Column::ClusterId.eq(cluster_id))
+        .filter(node::Column::Id.is_in(reply.nodes.iter().map(|n| n.uid)))
+        .order_by_asc(node::Column::Id)
+        .all(db)
+        .await?;
+    let (count, sum): (i64, Option<i64>) = node::Entity::find()
+        .select_only()
+        .column_as(node::Column::Id.count(), "count")
+        .column_as(node::Column::Progress.sum(), "sum")
+        .filter(node::Column::ClusterId.eq(cluster_id))
+        .into_tuple()
+        .one(db)
+        .await?
+        .unwrap_or((0, None));
+    let listed_sum: i64 = listed.iter().map(|n| i64::from(n.progress)).sum();
+    let others = OtherNodes {
+        count: u32::try_from(count - listed.len() as i64).unwrap_or(0),
+        progress_sum: u32::try_from(sum.unwrap_or(0) - listed_sum).unwrap_or(0),
+    };
+    Ok((listed, others))
 }
 
 async fn write<C: ConnectionTrait>(
