@@ -46,7 +46,12 @@ impl Application {
         let connection = amqp::connect(&settings.amqp.url, timeout).await?;
         let channel = within(timeout, "channel.open", connection.create_channel()).await?;
         topology::declare(&channel, &settings.amqp).await?;
-        let _ = channel.close(200, "topology declared".into()).await;
+        let _ = within(
+            timeout,
+            "channel.close",
+            channel.close(200, "topology declared".into()),
+        )
+        .await;
         let ctx = Context {
             fuel_version: settings.fuel_version.clone(),
             amqp: settings.amqp.clone(),
@@ -126,7 +131,22 @@ impl Application {
         let relay_result = relay_task
             .await
             .map_err(|e| AppError::Component(format!("outbox relay panicked: {e}")))?;
-        let _ = connection.close(200, "astute-bridge stopping".into()).await;
+        // Bounded: lapin's close now and then never resolves, and a stopping bridge must not
+        // hang on it (everything is acked and flushed by now). It usually answers an error
+        // about a channel already closing, which is harmless here.
+        match within(
+            timeout,
+            "connection.close",
+            connection.close(200, "astute-bridge stopping".into()),
+        )
+        .await
+        {
+            Ok(()) => {}
+            Err(err @ AmqpError::Timeout(_)) => {
+                tracing::warn!(error = %err, "the broker connection did not close in time")
+            }
+            Err(err) => tracing::debug!(error = %err, "closing the broker connection"),
+        }
         db.close_by_ref().await.ok();
         replies_result?;
         requests_result?;

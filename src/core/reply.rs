@@ -399,7 +399,10 @@ mod tests {
     #[test]
     fn unlisted_nodes_count_through_their_aggregate() {
         let t = task(Operation::Upgrade);
-        let others = OtherNodes { count: 3, progress_sum: 30 };
+        let others = OtherNodes {
+            count: 3,
+            progress_sum: 30,
+        };
         let r = reply(None, None, vec![report(1, NodeStatus::Deploying, 50)]);
         let fx = apply_reply(&t, &deploying(&[1]), others, &r);
         assert_eq!(fx.task.unwrap().progress, 20, "(50 + 30) / 4");

@@ -50,22 +50,22 @@ pub fn check_update_allowed(status: ClusterStatus, has_running_task: bool) -> Re
     }
 }
 
-/// Whether a rollback may start on a cluster in `status`: only after a failed operation.
+/// Whether a rollback may start on a cluster in `status`: only after a failed operation (any
+/// other status, running ones included, is `invalid_state`).
 pub fn check_rollback_allowed(
     status: ClusterStatus,
     has_running_task: bool,
 ) -> Result<(), Refusal> {
+    if !is_failed_operation(status) {
+        return Err(Refusal::invalid_state(format!(
+            "a rollback is only possible after a failed update, upgrade, downgrade or rollback; \
+             the cluster is in status '{status}'"
+        )));
+    }
     if has_running_task {
         return Err(Refusal::conflict("the cluster already has a running task"));
     }
-    if is_failed_operation(status) {
-        Ok(())
-    } else {
-        Err(Refusal::invalid_state(format!(
-            "a rollback is only possible after a failed update, upgrade, downgrade or rollback; \
-             the cluster is in status '{status}'"
-        )))
-    }
+    Ok(())
 }
 
 /// How a task ended.
@@ -178,15 +178,20 @@ mod tests {
     }
 
     #[test]
-    fn a_running_task_is_a_conflict_whatever_the_status() {
+    fn a_running_task_is_a_conflict() {
         for status in ClusterStatus::ALL.iter().copied() {
             assert_eq!(
                 check_update_allowed(status, true).unwrap_err().code,
                 ErrorCode::Conflict
             );
+            let expected = if is_failed_operation(status) {
+                ErrorCode::Conflict
+            } else {
+                ErrorCode::InvalidState
+            };
             assert_eq!(
                 check_rollback_allowed(status, true).unwrap_err().code,
-                ErrorCode::Conflict
+                expected
             );
         }
     }

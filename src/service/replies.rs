@@ -85,7 +85,9 @@ async fn nodes_for<C: ConnectionTrait>(
     reply: &DeployReply,
 ) -> Result<(Vec<node::Model>, OtherNodes), DbErr> {
     if may_end_task(reply) {
-        let all = clusters::nodes_of(db, cluster_id).await.map_err(into_db_err)?;
+        let all = clusters::nodes_of(db, cluster_id)
+            .await
+            .map_err(into_db_err)?;
         return Ok((all, OtherNodes::default()));
     }
     if reply.nodes.is_empty() {

@@ -271,6 +271,28 @@ impl Bridge {
             .to_string()
     }
 
+    /// A request expected to be refused; returns the error code and its human message.
+    pub async fn refusal(&mut self, method: &str, args: Value) -> (String, String) {
+        let answer = self.request(method, args.clone()).await;
+        assert_eq!(
+            answer["ok"], false,
+            "{method} {args} should be refused, answered {answer}"
+        );
+        let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
+        (
+            text(&answer["error"]["code"]),
+            text(&answer["error"]["message"]),
+        )
+    }
+
+    /// Runs a statement on the bridge's database (for states no request can reach).
+    pub async fn execute(&self, sql: &str) {
+        self.db
+            .execute_unprepared(sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+
     /// The next cast Astute would receive on `naily`.
     pub async fn next_cast(&mut self) -> Value {
         next_json(&mut self.casts, "a deploy cast on naily").await.0
@@ -422,7 +444,12 @@ impl Bridge {
                 .exchange_delete(e.as_str().into(), ExchangeDeleteOptions::default())
                 .await;
         }
-        let _ = self.connection.close(200, "test done".into()).await;
+        // lapin's close may never resolve; the test is over either way.
+        let _ = tokio::time::timeout(
+            Duration::from_secs(5),
+            self.connection.close(200, "test done".into()),
+        )
+        .await;
         self.db.close_by_ref().await.ok();
         if let (Backend::Postgres, Some(name)) = (self.backend, &self.pg_database) {
             let admin = Database::connect(postgres_admin_url())
@@ -458,6 +485,24 @@ async fn next_json(consumer: &mut Consumer, what: &str) -> (Value, Option<String
             .as_ref()
             .map(|c| c.to_string()),
     )
+}
+
+/// The `x-bridge-reason` header of a dead letter.
+pub fn dead_letter_reason(message: &lapin::message::BasicGetMessage) -> Option<String> {
+    match message
+        .delivery
+        .properties
+        .headers()
+        .as_ref()?
+        .inner()
+        .get("x-bridge-reason")?
+    {
+        lapin::types::AMQPValue::LongString(text) => {
+            Some(String::from_utf8_lossy(text.as_bytes()).into_owned())
+        }
+        lapin::types::AMQPValue::ShortString(text) => Some(text.as_str().to_string()),
+        _ => None,
+    }
 }
 
 fn with_database(admin_url: &str, name: &str) -> String {
