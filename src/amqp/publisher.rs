@@ -71,6 +71,16 @@ impl Publisher {
         Ok(Publisher { channel, timeout })
     }
 
+    /// Closes the channel once nothing is in flight on it.
+    pub async fn close(self) {
+        let _ = within(
+            self.timeout,
+            "channel.close",
+            self.channel.close(200, "publisher stopped".into()),
+        )
+        .await;
+    }
+
     /// Publishes one message and waits for its confirm.
     pub async fn publish_one(
         &self,

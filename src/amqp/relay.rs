@@ -64,6 +64,7 @@ impl Relay {
         }
         // Whatever committed before the consumers stopped goes out before we exit.
         while self.round().await?.published == self.batch_size as usize {}
+        self.publisher.close().await;
         Ok(())
     }
 

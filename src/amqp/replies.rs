@@ -94,16 +94,24 @@ pub async fn run(
     };
     subscription.cancel().await;
     drop(lanes);
+    let mut lanes_result = Ok(());
     for worker in workers {
-        match worker.await {
-            Ok(result) => result?,
-            Err(join) => {
-                return Err(AmqpError::Topology(format!(
-                    "a reply lane panicked: {join}"
-                )))
-            }
+        let result = match worker.await {
+            Ok(result) => result,
+            Err(join) => Err(AmqpError::Topology(format!(
+                "a reply lane panicked: {join}"
+            ))),
+        };
+        if lanes_result.is_ok() {
+            lanes_result = result;
         }
     }
+    // Every lane has acked what it took: the channels can close cleanly now.
+    subscription.close().await;
+    if let Ok(handler) = Arc::try_unwrap(handler) {
+        handler.dead_letters.close().await;
+    }
+    lanes_result?;
     ended
 }
 

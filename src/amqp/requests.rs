@@ -61,6 +61,7 @@ pub async fn run(
         }
     };
     subscription.cancel().await;
+    subscription.close().await;
     ended
 }
 

@@ -81,4 +81,15 @@ impl Subscription {
         )
         .await;
     }
+
+    /// Closes the channel (after the in-flight deliveries were acked), so that closing the
+    /// connection finds no channel half-closed.
+    pub async fn close(self) {
+        let _ = within(
+            self.timeout,
+            "channel.close",
+            self.channel.close(200, "consumer stopped".into()),
+        )
+        .await;
+    }
 }
