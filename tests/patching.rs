@@ -4,6 +4,8 @@
 mod common;
 
 use common::{dead_letter_reason, load_fixture, release_id, Backend, Bridge};
+use lapin::options::QueueBindOptions;
+use lapin::types::FieldTable;
 use serde_json::{json, Value};
 
 const UBUNTU_50: (&str, &str) = ("Icehouse on Ubuntu 12.04", "2014.1-5.0");
@@ -959,6 +961,15 @@ async fn bad_requests_are_refused_and_change_nothing(backend: Backend) {
         .await;
     assert_eq!(code, "invalid_request");
 
+    // A hostile size is refused unread.
+    let huge = json!({"method": "create_release", "args": {"name": "x", "version": "y",
+        "operating_system": "Ubuntu", "description": "z".repeat(1_100_000)}})
+    .to_string();
+    let answer = bridge
+        .request_raw(huge.as_bytes(), "create_release", "huge")
+        .await;
+    assert_eq!(answer["error"]["code"], "invalid_request", "{answer}");
+
     for (t, n) in tables.iter().zip(&before) {
         assert_eq!(bridge.count(t).await, *n, "{t} unchanged");
     }
@@ -1126,7 +1137,67 @@ async fn notifications_can_be_added_and_listed(backend: Backend) {
     bridge.stop().await;
 }
 
+/// Astute's queue unbound: the cast is unroutable, so it stays in the outbox and is published
+/// as soon as a queue is bound again; it is never dropped.
+async fn an_unroutable_cast_waits_in_the_outbox(backend: Backend) {
+    let mut bridge = Bridge::start(backend).await;
+    let (cluster, releases) = load_fixture(&mut bridge, "env-multinode").await;
+    let naily = bridge.settings.amqp.clone();
+    bridge
+        .channel
+        .queue_unbind(
+            naily.naily_queue.as_str().into(),
+            naily.naily_exchange.as_str().into(),
+            naily.naily_routing_key.as_str().into(),
+            FieldTable::default(),
+        )
+        .await
+        .expect("unbind naily");
+
+    let task = bridge
+        .ok(
+            "update_cluster",
+            json!({"cluster_id": cluster, "release_id": id(&releases, UBUNTU_502)}),
+        )
+        .await;
+    let uuid = text(&task["uuid"]).to_string();
+    bridge
+        .rows_until(
+            "SELECT COUNT(*) AS n FROM outbox WHERE attempts > 0",
+            "the cast was tried and kept",
+            |n| n == 1,
+        )
+        .await;
+
+    bridge
+        .channel
+        .queue_bind(
+            naily.naily_queue.as_str().into(),
+            naily.naily_exchange.as_str().into(),
+            naily.naily_routing_key.as_str().into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .expect("bind naily again");
+    let cast = bridge.next_cast().await;
+    assert_eq!(
+        cast["args"]["task_uuid"],
+        uuid.as_str(),
+        "the kept cast is published once a queue listens"
+    );
+    bridge
+        .rows_until(
+            "SELECT COUNT(*) AS n FROM outbox",
+            "the outbox is empty again",
+            |n| n == 0,
+        )
+        .await;
+    bridge.stop().await;
+}
+
 on_both_backends!(
+    an_unroutable_cast_waits_in_the_outbox,
     upgrade_success,
     downgrade_success,
     same_release_update,

@@ -114,7 +114,12 @@ impl Relay {
                 Delivery::Unroutable => {
                     round.unroutable += 1;
                     keep.push(row.id);
+                    // Said at attempts 1, 2, 4, 8…: visible, without a line every round.
+                    if !(row.attempts.unsigned_abs() + 1).is_power_of_two() {
+                        continue;
+                    }
                     tracing::warn!(
+                        message_id = row.properties.get("message_id").and_then(|v| v.as_str()).unwrap_or(""),
                         exchange = %row.exchange,
                         routing_key = %row.routing_key,
                         attempts = row.attempts + 1,

@@ -394,6 +394,31 @@ impl Bridge {
         }
     }
 
+    /// Runs a `SELECT COUNT(*) AS n …` until `done` holds for its value.
+    pub async fn rows_until(&self, sql: &str, what: &str, done: impl Fn(i64) -> bool) -> i64 {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let row = self
+                .db
+                .query_one_raw(sea_orm::Statement::from_string(
+                    self.db.get_database_backend(),
+                    sql.to_string(),
+                ))
+                .await
+                .expect("query")
+                .expect("a row");
+            let n = row.try_get::<i64>("", "n").expect("n");
+            if done(n) {
+                return n;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "never reached: {what}; last value {n}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Counts rows of a table, for "nothing changed" checks.
     pub async fn count(&self, table: &str) -> i64 {
         let row = self
