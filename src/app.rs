@@ -26,6 +26,48 @@ pub enum AppError {
     Component(String),
 }
 
+impl AppError {
+    /// Whether starting again can help: a broker or database that is away can come back; a
+    /// peer's inequivalent declaration cannot.
+    pub fn is_retryable(&self) -> bool {
+        !matches!(self, AppError::Broker(AmqpError::Inequivalent(_)))
+    }
+}
+
+/// Runs the bridge until `shutdown`, starting it again with a growing pause (1 s up to 30 s)
+/// whenever the broker or the database goes away. Nothing is lost across a restart: every ack
+/// follows its commit, and the outbox keeps what was not yet published.
+pub async fn serve_until_stopped(
+    settings: Settings,
+    shutdown: CancellationToken,
+) -> Result<(), AppError> {
+    const FIRST_PAUSE: Duration = Duration::from_secs(1);
+    const LONGEST_PAUSE: Duration = Duration::from_secs(30);
+    let mut pause = FIRST_PAUSE;
+    loop {
+        let started = std::time::Instant::now();
+        let outcome = match Application::build(settings.clone()).await {
+            Ok(app) => app.run_until_stopped(shutdown.clone()).await,
+            Err(err) => Err(err),
+        };
+        match outcome {
+            Ok(()) => return Ok(()),
+            Err(err) if !err.is_retryable() || shutdown.is_cancelled() => return Err(err),
+            Err(err) => {
+                if started.elapsed() > LONGEST_PAUSE * 2 {
+                    pause = FIRST_PAUSE; // it ran for a while: this is a new outage
+                }
+                tracing::error!(error = %err, retry_in_secs = pause.as_secs(), "astute-bridge lost the broker or the database; starting again");
+                tokio::select! {
+                    _ = tokio::time::sleep(pause) => {}
+                    _ = shutdown.cancelled() => return Ok(()),
+                }
+                pause = (pause * 2).min(LONGEST_PAUSE);
+            }
+        }
+    }
+}
+
 pub struct Application {
     settings: Settings,
     db: DatabaseConnection,

@@ -13,7 +13,7 @@ use lapin::BasicProperties;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
-use astute_bridge::app::Application;
+use astute_bridge::app::serve_until_stopped;
 use astute_bridge::config::{LogFormat, Settings};
 use astute_bridge::{amqp, store};
 
@@ -82,9 +82,6 @@ fn init_logging(format: LogFormat) {
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
-    let app = Application::build(settings)
-        .await
-        .context("starting astute-bridge")?;
     let shutdown = CancellationToken::new();
     let signal = shutdown.clone();
     tokio::spawn(async move {
@@ -92,7 +89,9 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         tracing::info!("stop requested: finishing in-flight messages");
         signal.cancel();
     });
-    app.run_until_stopped(shutdown).await?;
+    serve_until_stopped(settings, shutdown)
+        .await
+        .context("astute-bridge stopped")?;
     Ok(())
 }
 

@@ -22,6 +22,9 @@ pub enum AmqpError {
     Timeout(&'static str),
     #[error("{0}")]
     Topology(String),
+    /// A peer declared one of our names with other arguments: retrying cannot help.
+    #[error("{0}")]
+    Inequivalent(String),
     #[error("database error: {0}")]
     Database(#[from] sea_orm::DbErr),
 }

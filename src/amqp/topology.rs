@@ -166,7 +166,7 @@ fn explain(err: AmqpError, kind: &str, name: &str, ours: &str) -> AmqpError {
              [amqp] settings; the existing {kind} was left untouched"
         );
         tracing::error!(entity = kind, name, ours, broker = %text, "{message}");
-        AmqpError::Topology(message)
+        AmqpError::Inequivalent(message)
     } else {
         err
     }
