@@ -24,13 +24,18 @@ pub enum AppError {
     Broker(#[from] AmqpError),
     #[error("a component stopped unexpectedly: {0}")]
     Component(String),
+    #[error(transparent)]
+    SecondWriter(#[from] store::SingleWriterError),
 }
 
 impl AppError {
     /// Whether starting again can help: a broker or database that is away can come back; a
     /// peer's inequivalent declaration cannot.
     pub fn is_retryable(&self) -> bool {
-        !matches!(self, AppError::Broker(AmqpError::Inequivalent(_)))
+        !matches!(
+            self,
+            AppError::Broker(AmqpError::Inequivalent(_)) | AppError::SecondWriter(_)
+        )
     }
 }
 
@@ -74,12 +79,15 @@ pub struct Application {
     connection: Connection,
     ctx: Context,
     wake: Arc<Notify>,
+    /// Held while this bridge serves a SQLite file.
+    _sqlite_lock: Option<std::fs::File>,
 }
 
 impl Application {
     /// Opens the database (migrating it if configured), connects to the broker and declares
     /// the topology.
     pub async fn build(settings: Settings) -> Result<Application, AppError> {
+        let sqlite_lock = store::single_writer_guard(&settings.database)?;
         let db = store::connect(&settings.database).await?;
         if settings.database.migrate_on_start {
             store::migrate(&db).await?;
@@ -108,6 +116,7 @@ impl Application {
             connection,
             ctx,
             wake: Arc::new(Notify::new()),
+            _sqlite_lock: sqlite_lock,
         })
     }
 
@@ -127,6 +136,7 @@ impl Application {
             connection,
             ctx,
             wake,
+            _sqlite_lock,
         } = self;
         let timeout = settings.amqp.timeout();
         let consumers_stop = shutdown.child_token();

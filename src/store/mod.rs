@@ -41,6 +41,44 @@ pub async fn connect(settings: &DatabaseSettings) -> Result<DatabaseConnection, 
     Database::connect(options).await
 }
 
+/// Why a second bridge may not open the same SQLite file.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct SingleWriterError(String);
+
+/// Takes an exclusive lock beside a SQLite database file, held as long as the returned file
+/// lives: SQLite serves one bridge (two would relay the same outbox). PostgreSQL and in-memory
+/// databases need no guard.
+pub fn single_writer_guard(
+    settings: &DatabaseSettings,
+) -> Result<Option<std::fs::File>, SingleWriterError> {
+    let Some(rest) = settings.url.strip_prefix("sqlite:") else {
+        return Ok(None);
+    };
+    let path = rest.trim_start_matches("//");
+    let path = path.split('?').next().unwrap_or_default();
+    if path.is_empty() || path.contains(":memory:") {
+        return Ok(None);
+    }
+    let lock_path = format!("{path}.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| SingleWriterError(format!("cannot open {lock_path}: {e}")))?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) => Err(SingleWriterError(format!(
+            "another astute-bridge is serving the SQLite database {path} (lock {lock_path}); \
+             SQLite serves one bridge at a time: use PostgreSQL to run several"
+        ))),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(SingleWriterError(format!("cannot lock {lock_path}: {e}")))
+        }
+    }
+}
+
 /// Runs every pending migration.
 pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
     Migrator::up(db, None).await
