@@ -1,30 +1,20 @@
 //! SQLite serves one bridge: a second bridge on the same file is refused with a clear error,
 //! and the file is free again once the first one stops.
 
+mod common;
+
+use common::{fresh_prefix, isolated_settings};
+
 use astute_bridge::app::{AppError, Application};
-use astute_bridge::config::Settings;
 use tokio_util::sync::CancellationToken;
 
 #[tokio::test]
 async fn a_second_bridge_on_one_sqlite_file_is_refused() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut settings = Settings::load(None).expect("defaults");
-    settings.database.url = format!("sqlite://{}?mode=rwc", dir.path().join("one.db").display());
-    let prefix = format!("s{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
-    let a = &mut settings.amqp;
-    for name in [
-        &mut a.naily_exchange,
-        &mut a.naily_queue,
-        &mut a.naily_service_exchange,
-        &mut a.nailgun_exchange,
-        &mut a.nailgun_queue,
-        &mut a.dead_letter_queue,
-        &mut a.request_exchange,
-        &mut a.request_queue,
-        &mut a.notifications_exchange,
-    ] {
-        *name = format!("{prefix}.{name}");
-    }
+    let settings = isolated_settings(
+        &fresh_prefix('s'),
+        format!("sqlite://{}?mode=rwc", dir.path().join("one.db").display()),
+    );
 
     let first = Application::build(settings.clone()).await.unwrap_or_else(|e| {
         panic!("the first bridge did not start ({e}); is RabbitMQ running? rabbitmq-server -detached")

@@ -8,6 +8,10 @@ use lapin::options::{
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Channel, Connection, ConnectionProperties, ExchangeKind};
 
+mod common;
+
+use common::{fresh_prefix, isolated_settings};
+
 use astute_bridge::app::{AppError, Application};
 use astute_bridge::config::Settings;
 
@@ -15,24 +19,10 @@ const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 const START_RABBITMQ: &str = "rabbitmq-server -detached && rabbitmqctl await_startup";
 
 fn settings(dir: &std::path::Path) -> Settings {
-    let prefix = format!("g{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
-    let mut s = Settings::load(None).expect("defaults");
-    s.database.url = format!("sqlite://{}?mode=rwc", dir.join("b.db").display());
-    let a = &mut s.amqp;
-    for name in [
-        &mut a.naily_exchange,
-        &mut a.naily_queue,
-        &mut a.naily_service_exchange,
-        &mut a.nailgun_exchange,
-        &mut a.nailgun_queue,
-        &mut a.dead_letter_queue,
-        &mut a.request_exchange,
-        &mut a.request_queue,
-        &mut a.notifications_exchange,
-    ] {
-        *name = format!("{prefix}.{name}");
-    }
-    s
+    isolated_settings(
+        &fresh_prefix('g'),
+        format!("sqlite://{}?mode=rwc", dir.join("b.db").display()),
+    )
 }
 
 async fn channel() -> (Connection, Channel) {

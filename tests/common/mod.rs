@@ -40,6 +40,37 @@ fn amqp_url() -> String {
     std::env::var("TEST_AMQP_URL").unwrap_or_else(|_| AMQP_URL.into())
 }
 
+/// The default settings with `database_url`, the test broker, and every exchange and queue name
+/// prefixed with `prefix`, so that concurrent tests never see each other's messages.
+pub fn isolated_settings(prefix: &str, database_url: String) -> Settings {
+    let mut settings = Settings::load(None).expect("default settings");
+    settings.database.url = database_url;
+    settings.amqp.url = amqp_url();
+    let a = &mut settings.amqp;
+    for name in [
+        &mut a.naily_exchange,
+        &mut a.naily_queue,
+        &mut a.naily_service_exchange,
+        &mut a.nailgun_exchange,
+        &mut a.nailgun_queue,
+        &mut a.dead_letter_queue,
+        &mut a.request_exchange,
+        &mut a.request_queue,
+        &mut a.notifications_exchange,
+    ] {
+        *name = format!("{prefix}.{name}");
+    }
+    settings
+}
+
+/// A fresh prefix for `isolated_settings`.
+pub fn fresh_prefix(letter: char) -> String {
+    format!(
+        "{letter}{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    )
+}
+
 /// A running bridge and the test's own view of the broker and the database.
 pub struct Bridge {
     pub settings: Settings,
@@ -62,7 +93,7 @@ pub struct Bridge {
 impl Bridge {
     /// Starts a bridge on a fresh database and a private set of names.
     pub async fn start(backend: Backend) -> Bridge {
-        let prefix = format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        let prefix = fresh_prefix('t');
         let (url, dir, pg_database) = match backend {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir().expect("temp dir");
@@ -88,24 +119,8 @@ impl Bridge {
                 )
             }
         };
-        let mut settings = Settings::load(None).expect("default settings");
-        settings.database.url = url;
-        settings.amqp.url = amqp_url();
+        let mut settings = isolated_settings(&prefix, url);
         settings.outbox.poll_interval_ms = 200;
-        let a = &mut settings.amqp;
-        for name in [
-            &mut a.naily_exchange,
-            &mut a.naily_queue,
-            &mut a.naily_service_exchange,
-            &mut a.nailgun_exchange,
-            &mut a.nailgun_queue,
-            &mut a.dead_letter_queue,
-            &mut a.request_exchange,
-            &mut a.request_queue,
-            &mut a.notifications_exchange,
-        ] {
-            *name = format!("{prefix}.{name}");
-        }
 
         let app = Application::build(settings.clone()).await.unwrap_or_else(|e| {
             panic!("the bridge did not start ({e}); is RabbitMQ running? start it with: {START_RABBITMQ}")
