@@ -167,7 +167,7 @@ async fn execute(
     if let Some(message_id) = &envelope.message_id {
         if let Some(saved) = claim(&txn, message_id, &method).await? {
             tracing::info!("request already executed; answering with its first result");
-            answer(&txn, ctx, envelope, saved).await?;
+            answer(&txn, envelope, saved).await?;
             return txn.commit().await;
         }
     }
@@ -207,7 +207,7 @@ async fn execute(
             .exec(&txn)
             .await?;
     }
-    answer(&txn, ctx, envelope, response).await?;
+    answer(&txn, envelope, response).await?;
     txn.commit().await
 }
 
@@ -248,7 +248,6 @@ async fn claim<C: ConnectionTrait>(
 /// Queues the answer for `reply_to`, if the caller asked for one.
 async fn answer<C: ConnectionTrait>(
     db: &C,
-    _ctx: &Context,
     envelope: &Envelope,
     response: Value,
 ) -> Result<(), DbErr> {

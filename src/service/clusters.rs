@@ -3,7 +3,7 @@
 use chrono::Utc;
 use sea_orm::{
     ActiveValue::{NotSet, Set},
-    ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
     QuerySelect,
 };
 use serde::Deserialize;
@@ -87,12 +87,12 @@ pub(crate) async fn find<C: ConnectionTrait>(
 pub(crate) async fn nodes_of<C: ConnectionTrait>(
     db: &C,
     cluster_id: i32,
-) -> ServiceResult<Vec<node::Model>> {
-    Ok(node::Entity::find()
+) -> Result<Vec<node::Model>, DbErr> {
+    node::Entity::find()
         .filter(node::Column::ClusterId.eq(cluster_id))
         .order_by_asc(node::Column::Id)
         .all(db)
-        .await?)
+        .await
 }
 
 /// Whether the cluster has a task still running.

@@ -3,7 +3,7 @@
 use chrono::Utc;
 use sea_orm::{
     ActiveValue::{NotSet, Set},
-    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 use serde::Deserialize;
 use serde_json::Value;
@@ -49,7 +49,7 @@ pub async fn record<C: ConnectionTrait>(
     db: &C,
     ctx: &Context,
     new: NewNotification,
-) -> ServiceResult<notification::Model> {
+) -> Result<notification::Model, DbErr> {
     let model = notification::Entity::insert(notification::ActiveModel {
         id: NotSet,
         cluster_id: Set(new.cluster_id),

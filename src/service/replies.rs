@@ -8,7 +8,7 @@ use sea_orm::{
 };
 
 use super::notifications::{self, NewNotification};
-use super::{clusters, Context, ServiceError};
+use super::{clusters, Context};
 use crate::core::enums::{NodeErrorType, NodeStatus, Operation, TaskStatus};
 use crate::core::reply::{
     apply_reply, may_end_task, DeployReply, NodeState, OtherNodes, ReplyEffects, TaskState,
@@ -85,9 +85,7 @@ async fn nodes_for<C: ConnectionTrait>(
     reply: &DeployReply,
 ) -> Result<(Vec<node::Model>, OtherNodes), DbErr> {
     if may_end_task(reply) {
-        let all = clusters::nodes_of(db, cluster_id)
-            .await
-            .map_err(into_db_err)?;
+        let all = clusters::nodes_of(db, cluster_id).await?;
         return Ok((all, OtherNodes::default()));
     }
     if reply.nodes.is_empty() {
@@ -184,8 +182,7 @@ async fn write<C: ConnectionTrait>(
                 task_id: Some(task.id),
             },
         )
-        .await
-        .map_err(into_db_err)?;
+        .await?;
     }
     Ok(())
 }
@@ -205,11 +202,4 @@ fn node_state(model: &node::Model) -> NodeState {
 
 fn percent(value: i32) -> u8 {
     u8::try_from(value.clamp(0, 100)).unwrap_or(0)
-}
-
-fn into_db_err(err: ServiceError) -> DbErr {
-    match err {
-        ServiceError::Database(db) => db,
-        ServiceError::Refused(refusal) => DbErr::Custom(refusal.to_string()),
-    }
 }
