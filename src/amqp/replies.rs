@@ -76,7 +76,7 @@ pub async fn run(
             Ok::<(), AmqpError>(())
         }));
     }
-    tracing::info!(queue = %names.nailgun_queue, lanes = names.reply_workers, "consuming Astute replies");
+    tracing::debug!(lanes = names.reply_workers, "reply lanes started");
 
     let ended = loop {
         tokio::select! {

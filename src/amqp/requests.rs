@@ -50,7 +50,6 @@ pub async fn run(
         timeout,
     )
     .await?;
-    tracing::info!(queue = %names.request_queue, "consuming requests");
     let ended = loop {
         tokio::select! {
             next = subscription.next() => match next {
