@@ -71,6 +71,23 @@ pub fn fresh_prefix(letter: char) -> String {
     )
 }
 
+/// A second bridge on a test's database and names.
+pub struct Replica {
+    shutdown: CancellationToken,
+    handle: JoinHandle<Result<(), AppError>>,
+}
+
+impl Replica {
+    /// Stops it as SIGTERM would and checks it stopped cleanly.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        self.handle
+            .await
+            .expect("replica task")
+            .expect("the replica stopped without error");
+    }
+}
+
 /// A running bridge and the test's own view of the broker and the database.
 pub struct Bridge {
     pub settings: Settings,
@@ -218,6 +235,81 @@ impl Bridge {
             pg_database,
             _dir: dir,
         }
+    }
+
+    /// Stops the bridge gracefully but keeps its database and queues for inspection.
+    pub async fn halt(&mut self) {
+        self.shutdown.cancel();
+        if let Some(handle) = self.handle.take() {
+            handle
+                .await
+                .expect("bridge task")
+                .expect("the bridge stopped without error");
+        }
+    }
+
+    /// Messages ready in a queue (not counting any delivered and unacked).
+    pub async fn queue_depth(&self, queue: &str) -> u32 {
+        self.channel
+            .queue_declare(
+                queue.into(),
+                QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .expect("passive declare")
+            .message_count()
+    }
+
+    /// Starts another bridge on the same database and names (a replica), running until
+    /// `Replica::stop`.
+    pub async fn start_replica(&self) -> Replica {
+        let app = Application::build(self.settings.clone())
+            .await
+            .unwrap_or_else(|e| panic!("the replica did not start: {e}"));
+        let shutdown = CancellationToken::new();
+        let handle = tokio::spawn(app.run_until_stopped(shutdown.clone()));
+        Replica { shutdown, handle }
+    }
+
+    /// Publishes every request (each with its message id) before reading any answer, so that
+    /// the bridges run them concurrently; returns the answers in request order.
+    pub async fn requests_at_once(&mut self, requests: &[(&str, Value, String)]) -> Vec<Value> {
+        let mut correlation_ids = Vec::new();
+        for (method, args, message_id) in requests {
+            let correlation_id = uuid::Uuid::new_v4().to_string();
+            let properties = BasicProperties::default()
+                .with_content_type("application/json".into())
+                .with_message_id(message_id.as_str().into())
+                .with_correlation_id(correlation_id.as_str().into())
+                .with_reply_to(self.answer_queue.as_str().into());
+            let body = json!({"method": method, "args": args}).to_string();
+            self.publish(
+                &self.settings.amqp.request_exchange.clone(),
+                &format!("request.{method}"),
+                body.as_bytes(),
+                properties,
+            )
+            .await;
+            correlation_ids.push(correlation_id);
+        }
+        let mut answers: Vec<Option<Value>> = vec![None; requests.len()];
+        for _ in 0..requests.len() {
+            let (answer, correlation_id) = next_json(&mut self.answers, "an answer").await;
+            let index = correlation_ids
+                .iter()
+                .position(|c| Some(c.as_str()) == correlation_id.as_deref())
+                .expect("an answer to one of our requests");
+            assert!(answers[index].is_none(), "one answer per request");
+            answers[index] = Some(answer);
+        }
+        answers
+            .into_iter()
+            .map(|a| a.unwrap_or(Value::Null))
+            .collect()
     }
 
     /// Sends a request with a fresh message id and returns the answer.
