@@ -12,8 +12,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::amqp::{self, publisher::Publisher, relay::Relay, topology, within, AmqpError};
 use crate::config::Settings;
+use crate::http::{self, ApiState};
 use crate::service::Context;
 use crate::store;
+use crate::telemetry;
 
 /// Why the service could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +28,8 @@ pub enum AppError {
     Component(String),
     #[error(transparent)]
     SecondWriter(#[from] store::SingleWriterError),
+    #[error("HTTP: cannot listen on {0}")]
+    Http(String),
 }
 
 impl AppError {
@@ -34,7 +38,9 @@ impl AppError {
     pub fn is_retryable(&self) -> bool {
         !matches!(
             self,
-            AppError::Broker(AmqpError::Inequivalent(_)) | AppError::SecondWriter(_)
+            AppError::Broker(AmqpError::Inequivalent(_))
+                | AppError::SecondWriter(_)
+                | AppError::Http(_)
         )
     }
 }
@@ -81,6 +87,8 @@ pub struct Application {
     wake: Arc<Notify>,
     /// Held while this bridge serves a SQLite file.
     _sqlite_lock: Option<std::fs::File>,
+    /// Bound at build, so the address is known (and taken) before the bridge runs.
+    http: Option<tokio::net::TcpListener>,
 }
 
 impl Application {
@@ -88,6 +96,15 @@ impl Application {
     /// the topology.
     pub async fn build(settings: Settings) -> Result<Application, AppError> {
         let sqlite_lock = store::single_writer_guard(&settings.database)?;
+        telemetry::metrics_handle();
+        let http = if settings.http.enabled {
+            let listener = tokio::net::TcpListener::bind(&settings.http.bind)
+                .await
+                .map_err(|e| AppError::Http(format!("{}: {e}", settings.http.bind)))?;
+            Some(listener)
+        } else {
+            None
+        };
         let db = store::connect(&settings.database).await?;
         if settings.database.migrate_on_start {
             store::migrate(&db).await?;
@@ -117,7 +134,13 @@ impl Application {
             ctx,
             wake: Arc::new(Notify::new()),
             _sqlite_lock: sqlite_lock,
+            http,
         })
+    }
+
+    /// The address the HTTP API listens on, if enabled.
+    pub fn http_addr(&self) -> Option<std::net::SocketAddr> {
+        self.http.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     /// The database pool (for tests and tools).
@@ -137,6 +160,7 @@ impl Application {
             ctx,
             wake,
             _sqlite_lock,
+            http,
         } = self;
         let timeout = settings.amqp.timeout();
         let consumers_stop = shutdown.child_token();
@@ -164,6 +188,21 @@ impl Application {
             Arc::clone(&wake),
             consumers_stop.clone(),
         );
+        let http_task = http.map(|listener| {
+            let addr = listener.local_addr().ok();
+            tracing::info!(address = ?addr, "HTTP API listening");
+            let state = ApiState {
+                db: db.clone(),
+                ctx: ctx.clone(),
+                wake: Arc::clone(&wake),
+                broker: connection.status().clone(),
+            };
+            tokio::spawn(http::serve(
+                listener,
+                state,
+                consumers_stop.clone().cancelled_owned(),
+            ))
+        });
         tracing::info!(fuel_version = %ctx.fuel_version, "astute-bridge is running");
 
         // Both consumers run here; when either ends (shutdown or failure), stop the other.
@@ -179,6 +218,13 @@ impl Application {
                 r
             }
         );
+        if let Some(task) = http_task {
+            match task.await {
+                Ok(Ok(())) => {}
+                Ok(Err(err)) => tracing::warn!(error = %err, "the HTTP API stopped with an error"),
+                Err(join) => tracing::warn!(error = %join, "the HTTP API panicked"),
+            }
+        }
         relay_stop.cancel();
         let relay_result = relay_task
             .await

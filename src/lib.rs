@@ -7,6 +7,8 @@ pub mod amqp;
 pub mod app;
 pub mod config;
 pub mod core;
+pub mod http;
 pub mod service;
 pub mod store;
+pub mod telemetry;
 pub mod wire;

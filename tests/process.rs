@@ -15,6 +15,10 @@ fn env(dir: &std::path::Path, prefix: &str) -> Vec<(String, String)> {
             format!("sqlite://{}?mode=rwc", dir.join("b.db").display()),
         ),
         ("RUST_LOG".to_string(), "warn".to_string()),
+        (
+            "ASTUTE_BRIDGE__HTTP__BIND".to_string(),
+            "127.0.0.1:0".to_string(),
+        ),
     ];
     for (key, name) in [
         ("NAILY_EXCHANGE", "naily"),

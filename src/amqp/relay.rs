@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use super::publisher::{Delivery, Publisher};
 use super::AmqpError;
 use crate::store::{self, entity::outbox as row, outbox};
+use crate::telemetry;
 
 /// What one round did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -129,6 +130,7 @@ impl Relay {
                 Delivery::Failed => round.failed += 1,
             }
         }
+        telemetry::published(round.published);
         Ok((round, done, keep))
     }
 }

@@ -21,6 +21,7 @@ use super::{within, AmqpError};
 use crate::service::replies::{deploy_resp, ReplyOutcome};
 use crate::service::Context;
 use crate::store;
+use crate::telemetry;
 use crate::wire::astute_reply;
 
 /// Header that carries why a reply was dead-lettered.
@@ -126,7 +127,10 @@ impl Handler {
     async fn handle(&self, delivery: Delivery) -> Result<(), AmqpError> {
         let reply = match astute_reply::parse(&delivery.data) {
             Ok(reply) => reply,
-            Err(poison) => return self.dead_letter(delivery, &poison.0).await,
+            Err(poison) => {
+                telemetry::reply_handled("dead_lettered");
+                return self.dead_letter(delivery, &poison.0).await;
+            }
         };
         let span = tracing::info_span!(
             "deploy_resp",
@@ -137,12 +141,16 @@ impl Handler {
             for attempt in 1..=DB_ATTEMPTS {
                 match self.apply(&reply).await {
                     Ok(ReplyOutcome::UnknownTask) => {
+                        telemetry::reply_handled("dead_lettered");
                         let reason = format!("unknown task '{}'", reply.task_uuid);
                         return self.dead_letter(delivery, &reason).await;
                     }
                     Ok(outcome) => {
                         if matches!(outcome, ReplyOutcome::Applied { .. }) {
                             self.wake.notify_one();
+                            telemetry::reply_handled("applied");
+                        } else {
+                            telemetry::reply_handled("unchanged");
                         }
                         tracing::debug!(?outcome, "reply applied");
                         return ack(&delivery, self.timeout).await;
@@ -154,6 +162,7 @@ impl Handler {
                 }
             }
             // The database is away: give the reply back to the broker for later.
+            telemetry::reply_handled("requeued");
             within(self.timeout, "basic.nack", delivery.nack(BasicNackOptions { requeue: true, ..Default::default() })).await?;
             Ok(())
         }

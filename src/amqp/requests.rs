@@ -28,6 +28,7 @@ use crate::service::{Context, ServiceError};
 use crate::store::entity::processed_request;
 use crate::store::outbox::{self, MessageProperties, OutgoingMessage};
 use crate::store::{self as db_store};
+use crate::telemetry;
 use crate::wire::request;
 
 /// Largest request body accepted; larger ones are refused unread.
@@ -117,7 +118,8 @@ async fn handle(
         .instrument(span.clone())
         .await;
     match outcome {
-        Ok(()) => {
+        Ok(refused) => {
+            telemetry::request_handled(if refused { "refused" } else { "ok" });
             wake.notify_one();
             let sent = within(
                 timeout,
@@ -134,6 +136,7 @@ async fn handle(
             }
         }
         Err(err) => {
+            telemetry::request_handled("requeued");
             span.in_scope(|| tracing::warn!(error = %err, "request not executed (database); it goes back to the queue"));
             tokio::time::sleep(Duration::from_millis(500)).await;
             within(
@@ -150,13 +153,13 @@ async fn handle(
     Ok(())
 }
 
-/// Executes one request and queues its answer, all in one transaction.
+/// Executes one request and queues its answer, all in one transaction; `true` if refused.
 async fn execute(
     db: &DatabaseConnection,
     ctx: &Context,
     envelope: &Envelope,
     parsed: Result<request::Request, Refusal>,
-) -> Result<(), DbErr> {
+) -> Result<bool, DbErr> {
     let txn = db_store::begin_write(db).await?;
     let method = parsed
         .as_ref()
@@ -167,7 +170,8 @@ async fn execute(
         if let Some(saved) = claim(&txn, message_id, &method).await? {
             tracing::info!("request already executed; answering with its first result");
             answer(&txn, envelope, saved).await?;
-            return txn.commit().await;
+            txn.commit().await?;
+            return Ok(false);
         }
     }
     let result = match parsed {
@@ -207,7 +211,8 @@ async fn execute(
             .await?;
     }
     answer(&txn, envelope, response).await?;
-    txn.commit().await
+    txn.commit().await?;
+    Ok(result.is_err())
 }
 
 /// Records `message_id` as executed. Returns the first answer if it already was. The record is

@@ -134,3 +134,26 @@ pub async fn list_notifications<C: ConnectionTrait>(
         .await?;
     Ok(to_json(&rows))
 }
+
+/// `PUT /api/notifications/{id}/` body.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotificationMark {
+    pub status: NotificationStatus,
+}
+
+/// Marks a notification read or unread.
+pub async fn mark_notification<C: ConnectionTrait>(
+    db: &C,
+    id: i32,
+    mark: NotificationMark,
+) -> ServiceResult<Value> {
+    let found = notification::Entity::find_by_id(id)
+        .one(db)
+        .await?
+        .ok_or_else(|| Refusal::not_found(format!("notification {id} does not exist")))?;
+    let mut active: notification::ActiveModel = found.into();
+    active.status = Set(mark.status.as_str().into());
+    let updated = notification::Entity::update(active).exec(db).await?;
+    Ok(to_json(&updated))
+}

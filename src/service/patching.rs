@@ -297,3 +297,52 @@ async fn queue_cast<C: ConnectionTrait>(
     .await?;
     Ok(())
 }
+
+/// `PUT /api/clusters/{id}/` body: the release the next update moves to.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PendingRelease {
+    pub pending_release_id: i32,
+}
+
+/// Sets the cluster's pending release after checking every rule an update would check, so
+/// that `PUT …/update/` can start it. Nothing else changes.
+pub async fn set_pending_release<C: ConnectionTrait>(
+    db: &C,
+    ctx: &Context,
+    cluster_id: i32,
+    pending: PendingRelease,
+) -> ServiceResult<Value> {
+    let target = UpdateTarget {
+        cluster_id,
+        release_id: pending.pending_release_id,
+    };
+    plan_update(db, ctx, &target, true).await?;
+    cluster::Entity::update_many()
+        .col_expr(
+            cluster::Column::PendingReleaseId,
+            Expr::value(Some(target.release_id)),
+        )
+        .col_expr(cluster::Column::UpdatedAt, Expr::value(Utc::now()))
+        .filter(cluster::Column::Id.eq(cluster_id))
+        .exec(db)
+        .await?;
+    Ok(to_json(&clusters::find(db, cluster_id, false).await?))
+}
+
+/// The target of `PUT /api/clusters/{id}/update/`: the pending release set before.
+pub async fn pending_target<C: ConnectionTrait>(
+    db: &C,
+    cluster_id: i32,
+) -> ServiceResult<UpdateTarget> {
+    let cluster = clusters::find(db, cluster_id, false).await?;
+    let release_id = cluster.pending_release_id.ok_or_else(|| {
+        Refusal::invalid_request(format!(
+            "cluster {cluster_id} has no pending release: set pending_release_id first (PUT /api/clusters/{cluster_id}/)"
+        ))
+    })?;
+    Ok(UpdateTarget {
+        cluster_id,
+        release_id,
+    })
+}

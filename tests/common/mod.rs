@@ -46,6 +46,7 @@ pub fn isolated_settings(prefix: &str, database_url: String) -> Settings {
     let mut settings = Settings::load(None).expect("default settings");
     settings.database.url = database_url;
     settings.amqp.url = amqp_url();
+    settings.http.bind = "127.0.0.1:0".into();
     let a = &mut settings.amqp;
     for name in [
         &mut a.naily_exchange,
@@ -91,6 +92,8 @@ impl Replica {
 /// A running bridge and the test's own view of the broker and the database.
 pub struct Bridge {
     pub settings: Settings,
+    /// The HTTP API's base URL, e.g. `http://127.0.0.1:41234`.
+    pub http: String,
     /// The test's own connection to the bridge's database, for assertions.
     pub db: DatabaseConnection,
     pub channel: Channel,
@@ -142,6 +145,10 @@ impl Bridge {
         let app = Application::build(settings.clone()).await.unwrap_or_else(|e| {
             panic!("the bridge did not start ({e}); is RabbitMQ running? start it with: {START_RABBITMQ}")
         });
+        let http = format!(
+            "http://{}",
+            app.http_addr().expect("the HTTP API is enabled")
+        );
         let shutdown = CancellationToken::new();
         let handle = tokio::spawn(app.run_until_stopped(shutdown.clone()));
 
@@ -221,6 +228,7 @@ impl Bridge {
             .expect("test's database connection");
         Bridge {
             settings,
+            http,
             db,
             channel,
             connection,

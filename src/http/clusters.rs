@@ -1,0 +1,114 @@
+//! `/api/clusters/` and `/api/tasks/`: clusters, their nodes, updates and rollbacks.
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::{parse_body, parse_id, ApiError, ApiState};
+use crate::service::clusters::{self, ClusterRef, NewNode, NewNodes};
+use crate::service::{patching, tasks};
+
+pub async fn list(State(state): State<ApiState>) -> Result<Json<Value>, ApiError> {
+    Ok(Json(clusters::list_clusters(&state.db).await?))
+}
+
+pub async fn show(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let cluster_id = parse_id("cluster", &id)?;
+    Ok(Json(
+        clusters::get_cluster(&state.db, ClusterRef { cluster_id }).await?,
+    ))
+}
+
+pub async fn create(
+    State(state): State<ApiState>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let new = parse_body(&body)?;
+    let txn = state.begin().await?;
+    let result = clusters::create_cluster(&txn, new, &state.ctx.fuel_version).await;
+    Ok((StatusCode::CREATED, Json(state.finish(txn, result).await?)))
+}
+
+/// `PUT /api/clusters/{id}/` with `{"pending_release_id": T}`.
+pub async fn set_pending(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let cluster_id = parse_id("cluster", &id)?;
+    let pending = parse_body(&body)?;
+    let txn = state.begin().await?;
+    let result = patching::set_pending_release(&txn, &state.ctx, cluster_id, pending).await;
+    Ok(Json(state.finish(txn, result).await?))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct UpdateQuery {
+    #[serde(default)]
+    dry_run: bool,
+}
+
+/// `PUT /api/clusters/{id}/update/`: starts the update to the pending release (202), or with
+/// `?dry_run=true` answers the verdict and the exact cast, changing nothing (200).
+pub async fn update(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    Query(query): Query<UpdateQuery>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let cluster_id = parse_id("cluster", &id)?;
+    let target = patching::pending_target(&state.db, cluster_id).await?;
+    if query.dry_run {
+        return Ok((
+            StatusCode::OK,
+            Json(patching::check_update(&state.db, &state.ctx, target).await?),
+        ));
+    }
+    let txn = state.begin().await?;
+    let result = patching::update_cluster(&txn, &state.ctx, target).await;
+    Ok((StatusCode::ACCEPTED, Json(state.finish(txn, result).await?)))
+}
+
+pub async fn rollback(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let cluster_id = parse_id("cluster", &id)?;
+    let txn = state.begin().await?;
+    let result = patching::rollback_cluster(&txn, &state.ctx, ClusterRef { cluster_id }).await;
+    Ok((StatusCode::ACCEPTED, Json(state.finish(txn, result).await?)))
+}
+
+/// Nodes to add: a JSON array of nodes (as Nailgun takes them) or `{"nodes": [...]}`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum NodesBody {
+    List(Vec<NewNode>),
+    Wrapped { nodes: Vec<NewNode> },
+}
+
+pub async fn add_nodes(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let cluster_id = parse_id("cluster", &id)?;
+    let nodes = match parse_body::<NodesBody>(&body)? {
+        NodesBody::List(nodes) | NodesBody::Wrapped { nodes } => nodes,
+    };
+    let txn = state.begin().await?;
+    let result = clusters::add_nodes(&txn, NewNodes { cluster_id, nodes }).await;
+    Ok((StatusCode::CREATED, Json(state.finish(txn, result).await?)))
+}
+
+pub async fn task(
+    State(state): State<ApiState>,
+    Path(uuid): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(tasks::get_task(&state.db, &uuid).await?))
+}

@@ -1,0 +1,63 @@
+//! Errors as HTTP answers: the contract's codes in `{"error": {"code", "message"}}`.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+use crate::core::refusal::{ErrorCode, Refusal};
+use crate::service::ServiceError;
+
+#[derive(Debug)]
+pub struct ApiError(pub Refusal);
+
+impl ApiError {
+    pub fn invalid(message: impl Into<String>) -> Self {
+        ApiError(Refusal::invalid_request(message))
+    }
+
+    pub fn database(err: sea_orm::DbErr) -> Self {
+        ServiceError::Database(err).into()
+    }
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(err: ServiceError) -> Self {
+        if let ServiceError::Database(db) = &err {
+            tracing::error!(error = %db, "database failure in an HTTP request");
+        }
+        ApiError(err.to_refusal())
+    }
+}
+
+impl From<Refusal> for ApiError {
+    fn from(refusal: Refusal) -> Self {
+        ApiError(refusal)
+    }
+}
+
+/// The status of each code: refusals of the request itself are 400, missing things 404, a
+/// clash with what is going on 409.
+pub fn status_of(code: ErrorCode) -> StatusCode {
+    match code {
+        ErrorCode::InvalidRequest
+        | ErrorCode::UnknownMethod
+        | ErrorCode::IncompatibleRelease
+        | ErrorCode::InvalidState => StatusCode::BAD_REQUEST,
+        ErrorCode::NotFound => StatusCode::NOT_FOUND,
+        ErrorCode::Conflict => StatusCode::CONFLICT,
+        ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({"error": {"code": self.0.code, "message": self.0.message}});
+        (status_of(self.0.code), Json(body)).into_response()
+    }
+}
+
+/// Any path that is not a route.
+pub async fn no_route(uri: axum::http::Uri) -> ApiError {
+    ApiError(Refusal::not_found(format!("no such path: {}", uri.path())))
+}
