@@ -16,6 +16,7 @@ use crate::http::{self, ApiState};
 use crate::service::Context;
 use crate::store;
 use crate::telemetry;
+use crate::watchdog::Watchdog;
 
 /// Why the service could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -203,6 +204,14 @@ impl Application {
                 consumers_stop.clone().cancelled_owned(),
             ))
         });
+        let watchdog = Watchdog::new(
+            db.clone(),
+            ctx.clone(),
+            Duration::from_secs(settings.watchdog.silence_secs),
+            Duration::from_millis(settings.watchdog.check_interval_ms),
+            Arc::clone(&wake),
+        );
+        let watchdog_task = tokio::spawn(watchdog.run(consumers_stop.clone()));
         tracing::info!(fuel_version = %ctx.fuel_version, "astute-bridge is running");
 
         // Both consumers run here; when either ends (shutdown or failure), stop the other.
@@ -218,6 +227,7 @@ impl Application {
                 r
             }
         );
+        let _ = watchdog_task.await;
         if let Some(task) = http_task {
             match task.await {
                 Ok(Ok(())) => {}

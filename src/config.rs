@@ -18,7 +18,15 @@ pub struct Settings {
     pub amqp: AmqpSettings,
     pub outbox: OutboxSettings,
     pub http: HttpSettings,
+    pub watchdog: WatchdogSettings,
     pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WatchdogSettings {
+    pub silence_secs: u64,
+    pub check_interval_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -11,4 +11,5 @@ pub mod http;
 pub mod service;
 pub mod store;
 pub mod telemetry;
+pub mod watchdog;
 pub mod wire;

@@ -1196,7 +1196,56 @@ async fn an_unroutable_cast_waits_in_the_outbox(backend: Backend) {
     bridge.stop().await;
 }
 
+/// Astute took the cast and never answered (it acks before it works): the watchdog ends the
+/// task as failed after the configured silence, like an `error` reply would, so the
+/// environment can be rolled back.
+async fn a_silent_astute_fails_the_task_after_the_watchdog_deadline(backend: Backend) {
+    let mut bridge = Bridge::start_with(backend, |s| {
+        s.watchdog.silence_secs = 1;
+        s.watchdog.check_interval_ms = 100;
+    })
+    .await;
+    let (cluster, releases) = load_fixture(&mut bridge, "env-multinode").await;
+    let (from, to) = (id(&releases, UBUNTU_50), id(&releases, UBUNTU_502));
+    let task = bridge
+        .ok(
+            "update_cluster",
+            json!({"cluster_id": cluster, "release_id": to}),
+        )
+        .await;
+    bridge.next_cast().await; // taken, and never answered
+
+    let failed = bridge
+        .cluster_until(cluster, "upgrade_error", |c| c["status"] == "upgrade_error")
+        .await;
+    assert_eq!(failed["latest_task"]["uuid"], task["uuid"]);
+    assert_eq!(failed["latest_task"]["status"], "error");
+    let message = text(&failed["latest_task"]["message"]).to_string();
+    assert!(
+        message.starts_with("Upgrade has failed. No word from Astute for 1 s"),
+        "{message}"
+    );
+    assert_eq!(failed["release_id"].as_i64(), Some(from));
+    assert_eq!(failed["pending_release_id"].as_i64(), Some(to));
+    assert!(failed["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|n| n["status"] == "error"));
+    let (key, note) = bridge.next_notification().await;
+    assert_eq!(key, "notifications.error");
+    assert_eq!(note["payload"]["message"], message.as_str());
+
+    // The operator can roll back as after any failure.
+    let rollback = bridge
+        .ok("rollback_cluster", json!({"cluster_id": cluster}))
+        .await;
+    assert_eq!(rollback["name"], "rollback");
+    bridge.stop().await;
+}
+
 on_both_backends!(
+    a_silent_astute_fails_the_task_after_the_watchdog_deadline,
     an_unroutable_cast_waits_in_the_outbox,
     upgrade_success,
     downgrade_success,

@@ -34,15 +34,71 @@ pub async fn deploy_resp<C: ConnectionTrait>(
     ctx: &Context,
     reply: &AstuteReply,
 ) -> Result<ReplyOutcome, DbErr> {
-    let Some(task) = task::Entity::find()
-        .filter(task::Column::Uuid.eq(reply.task_uuid.as_str()))
-        .lock_exclusive()
-        .one(db)
-        .await?
-    else {
+    let Some(task) = lock_task(db, &reply.task_uuid).await? else {
         return Ok(ReplyOutcome::UnknownTask);
     };
-    tracing::Span::current().record("cluster_id", task.cluster_id);
+    apply_to_locked(db, ctx, &task, &reply.reply).await
+}
+
+/// Ends a running task that has had no word from Astute since before `silent_since`, as if
+/// Astute had answered `error` with `reason`. Astute acks a cast before it works, so a cast
+/// lost in an Astute crash would otherwise leave the task running forever. Re-checked under
+/// the task's lock: a reply that arrived meanwhile wins.
+pub async fn expire_if_silent<C: ConnectionTrait>(
+    db: &C,
+    ctx: &Context,
+    task_uuid: &str,
+    silent_since: chrono::DateTime<Utc>,
+    reason: &str,
+) -> Result<ReplyOutcome, DbErr> {
+    let Some(task) = lock_task(db, task_uuid).await? else {
+        return Ok(ReplyOutcome::UnknownTask);
+    };
+    if task.status != TaskStatus::Running.as_str() || task.updated_at >= silent_since {
+        return Ok(ReplyOutcome::Unchanged);
+    }
+    let give_up = DeployReply {
+        status: Some(TaskStatus::Error.as_str().into()),
+        error: Some(reason.into()),
+        ..Default::default()
+    };
+    apply_to_locked(db, ctx, &task, &give_up).await
+}
+
+/// The uuids and last changes of every running task (few: at most one per cluster).
+pub async fn running_tasks<C: ConnectionTrait>(
+    db: &C,
+) -> Result<Vec<(String, chrono::DateTime<Utc>)>, DbErr> {
+    task::Entity::find()
+        .select_only()
+        .column(task::Column::Uuid)
+        .column(task::Column::UpdatedAt)
+        .filter(task::Column::Status.eq(TaskStatus::Running.as_str()))
+        .into_tuple()
+        .all(db)
+        .await
+}
+
+/// Loads a task by uuid with its row lock (PostgreSQL), so concurrent replies to one task,
+/// from any bridge, apply one after another.
+async fn lock_task<C: ConnectionTrait>(db: &C, uuid: &str) -> Result<Option<task::Model>, DbErr> {
+    let task = task::Entity::find()
+        .filter(task::Column::Uuid.eq(uuid))
+        .lock_exclusive()
+        .one(db)
+        .await?;
+    if let Some(task) = &task {
+        tracing::Span::current().record("cluster_id", task.cluster_id);
+    }
+    Ok(task)
+}
+
+async fn apply_to_locked<C: ConnectionTrait>(
+    db: &C,
+    ctx: &Context,
+    task: &task::Model,
+    reply: &DeployReply,
+) -> Result<ReplyOutcome, DbErr> {
     let (Some(status), Some(operation)) = (
         TaskStatus::parse(&task.status),
         Operation::parse(&task.name),
@@ -55,7 +111,7 @@ pub async fn deploy_resp<C: ConnectionTrait>(
     let Some(cluster) = cluster::Entity::find_by_id(task.cluster_id).one(db).await? else {
         return Ok(ReplyOutcome::Unchanged);
     };
-    let (nodes, others) = nodes_for(db, cluster.id, &reply.reply).await?;
+    let (nodes, others) = nodes_for(db, cluster.id, reply).await?;
     let state = TaskState {
         operation,
         status,
@@ -67,11 +123,11 @@ pub async fn deploy_resp<C: ConnectionTrait>(
         },
     };
     let node_states: Vec<NodeState> = nodes.iter().map(node_state).collect();
-    let effects = apply_reply(&state, &node_states, others, &reply.reply);
+    let effects = apply_reply(&state, &node_states, others, reply);
     if effects.is_empty() && effects.notifications.is_empty() {
         return Ok(ReplyOutcome::Unchanged);
     }
-    write(db, ctx, &task, &effects).await?;
+    write(db, ctx, task, &effects).await?;
     let ended = effects.cluster.and(effects.task.as_ref().map(|t| t.status));
     Ok(ReplyOutcome::Applied { ended })
 }
@@ -134,19 +190,22 @@ async fn write<C: ConnectionTrait>(
         .exec(db)
         .await?;
     }
+    // The task's `updated_at` moves with every applied reply: it is what the watchdog reads
+    // as the last word from Astute.
+    let mut update =
+        task::Entity::update_many().col_expr(task::Column::UpdatedAt, Expr::value(now));
     if let Some(change) = &effects.task {
-        let mut update = task::Entity::update_many()
+        update = update
             .col_expr(task::Column::Status, Expr::value(change.status.as_str()))
             .col_expr(
                 task::Column::Progress,
                 Expr::value(i32::from(change.progress)),
-            )
-            .col_expr(task::Column::UpdatedAt, Expr::value(now));
+            );
         if let Some(message) = &change.message {
             update = update.col_expr(task::Column::Message, Expr::value(message.as_str()));
         }
-        update.filter(task::Column::Id.eq(task.id)).exec(db).await?;
     }
+    update.filter(task::Column::Id.eq(task.id)).exec(db).await?;
     if let Some(after) = &effects.cluster {
         cluster::Entity::update_many()
             .col_expr(cluster::Column::Status, Expr::value(after.status.as_str()))

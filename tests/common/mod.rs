@@ -113,6 +113,11 @@ pub struct Bridge {
 impl Bridge {
     /// Starts a bridge on a fresh database and a private set of names.
     pub async fn start(backend: Backend) -> Bridge {
+        Bridge::start_with(backend, |_| {}).await
+    }
+
+    /// Starts a bridge whose settings `tweak` adjusts first.
+    pub async fn start_with(backend: Backend, tweak: impl FnOnce(&mut Settings)) -> Bridge {
         let prefix = fresh_prefix('t');
         let (url, dir, pg_database) = match backend {
             Backend::Sqlite => {
@@ -141,6 +146,7 @@ impl Bridge {
         };
         let mut settings = isolated_settings(&prefix, url);
         settings.outbox.poll_interval_ms = 200;
+        tweak(&mut settings);
 
         let app = Application::build(settings.clone()).await.unwrap_or_else(|e| {
             panic!("the bridge did not start ({e}); is RabbitMQ running? start it with: {START_RABBITMQ}")
