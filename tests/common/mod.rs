@@ -517,7 +517,18 @@ impl Bridge {
 
     /// Runs a `SELECT COUNT(*) AS n …` until `done` holds for its value.
     pub async fn rows_until(&self, sql: &str, what: &str, done: impl Fn(i64) -> bool) -> i64 {
-        let deadline = Instant::now() + PATIENCE;
+        self.rows_until_within(sql, what, done, PATIENCE).await
+    }
+
+    /// `rows_until` with its own deadline.
+    pub async fn rows_until_within(
+        &self,
+        sql: &str,
+        what: &str,
+        done: impl Fn(i64) -> bool,
+        patience: Duration,
+    ) -> i64 {
+        let deadline = Instant::now() + patience;
         loop {
             let row = self
                 .db
