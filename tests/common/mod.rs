@@ -168,27 +168,14 @@ impl Bridge {
             .confirm_select(ConfirmSelectOptions::default())
             .await
             .expect("confirms");
-        let casts = channel
-            .basic_consume(
-                settings.amqp.naily_queue.as_str().into(),
-                "".into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .expect("consume naily");
+        let casts = consume(&channel, &settings.amqp.naily_queue, "consume naily").await;
         let notification_queue = format!("{prefix}.watch");
-        channel
-            .queue_declare(
-                notification_queue.as_str().into(),
-                QueueDeclareOptions {
-                    durable: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .expect("declare the notification watch queue");
+        declare_durable(
+            &channel,
+            &notification_queue,
+            "declare the notification watch queue",
+        )
+        .await;
         channel
             .queue_bind(
                 notification_queue.as_str().into(),
@@ -199,36 +186,10 @@ impl Bridge {
             )
             .await
             .expect("bind the notification watch queue");
-        let notifications = channel
-            .basic_consume(
-                notification_queue.as_str().into(),
-                "".into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .expect("consume notifications");
+        let notifications = consume(&channel, &notification_queue, "consume notifications").await;
         let answer_queue = format!("{prefix}.answers");
-        channel
-            .queue_declare(
-                answer_queue.as_str().into(),
-                QueueDeclareOptions {
-                    durable: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .expect("declare the answer queue");
-        let answers = channel
-            .basic_consume(
-                answer_queue.as_str().into(),
-                "".into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .expect("consume answers");
+        declare_durable(&channel, &answer_queue, "declare the answer queue").await;
+        let answers = consume(&channel, &answer_queue, "consume answers").await;
         let db = Database::connect(settings.database.url.as_str())
             .await
             .expect("test's database connection");
@@ -618,6 +579,32 @@ impl Bridge {
                 .expect("drop the test database");
         }
     }
+}
+
+async fn consume(channel: &Channel, queue: &str, what: &str) -> Consumer {
+    channel
+        .basic_consume(
+            queue.into(),
+            "".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{what}: {e}"))
+}
+
+async fn declare_durable(channel: &Channel, queue: &str, what: &str) {
+    channel
+        .queue_declare(
+            queue.into(),
+            QueueDeclareOptions {
+                durable: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
 }
 
 async fn next_delivery(consumer: &mut Consumer, what: &str) -> lapin::message::Delivery {
