@@ -30,6 +30,9 @@ pub const REASON_HEADER: &str = "x-bridge-reason";
 /// How often a reply is retried in place when the database fails, before it is requeued.
 const DB_ATTEMPTS: u32 = 3;
 
+/// Most replies applied in one transaction by one lane.
+const MAX_BATCH: usize = 32;
+
 /// Shared by the lanes.
 struct Handler {
     db: DatabaseConnection,
@@ -71,8 +74,17 @@ pub async fn run(
         let handler = Arc::clone(&handler);
         lanes.push(tx);
         workers.push(tokio::spawn(async move {
-            while let Some(delivery) = rx.recv().await {
-                handler.handle(delivery).await?;
+            while let Some(first) = rx.recv().await {
+                // Whatever else already waits in the lane joins this transaction: one commit
+                // (one WAL flush) for the batch instead of one per reply.
+                let mut batch = vec![first];
+                while batch.len() < MAX_BATCH {
+                    match rx.try_recv() {
+                        Ok(more) => batch.push(more),
+                        Err(_) => break,
+                    }
+                }
+                handler.handle(batch).await?;
             }
             Ok::<(), AmqpError>(())
         }));
@@ -124,63 +136,110 @@ fn lane_of(body: &[u8], lanes: usize) -> usize {
 }
 
 impl Handler {
-    async fn handle(&self, delivery: Delivery) -> Result<(), AmqpError> {
-        let reply = match astute_reply::parse(&delivery.data) {
-            Ok(reply) => reply,
-            Err(poison) => {
-                telemetry::reply_handled("dead_lettered");
-                return self.dead_letter(delivery, &poison.0).await;
-            }
-        };
-        let span = tracing::info_span!(
-            "deploy_resp",
-            task_uuid = %reply.task_uuid,
-            cluster_id = tracing::field::Empty
-        );
-        async {
-            for attempt in 1..=DB_ATTEMPTS {
-                match self.apply(&reply).await {
-                    Ok(ReplyOutcome::UnknownTask) => {
-                        telemetry::reply_handled("dead_lettered");
-                        let reason = format!("unknown task '{}'", reply.task_uuid);
-                        return self.dead_letter(delivery, &reason).await;
-                    }
-                    Ok(outcome) => {
-                        if matches!(outcome, ReplyOutcome::Applied { .. }) {
-                            self.wake.notify_one();
-                            telemetry::reply_handled("applied");
-                        } else {
-                            telemetry::reply_handled("unchanged");
-                        }
-                        tracing::debug!(?outcome, "reply applied");
-                        return ack(&delivery, self.timeout).await;
-                    }
-                    Err(err) => {
-                        tracing::warn!(attempt, error = %err, "could not apply the reply; retrying");
-                        tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
-                    }
+    /// Applies a batch of replies in one transaction, then acks each (or dead-letters those
+    /// naming no task). Poison is dead-lettered first. If the database fails, the batch is
+    /// retried a few times, then handed back to the broker.
+    async fn handle(&self, batch: Vec<Delivery>) -> Result<(), AmqpError> {
+        let mut replies = Vec::with_capacity(batch.len());
+        for delivery in batch {
+            match astute_reply::parse(&delivery.data) {
+                Ok(reply) => replies.push((delivery, reply)),
+                Err(poison) => {
+                    telemetry::reply_handled("dead_lettered");
+                    self.dead_letter(delivery, &poison.0).await?;
                 }
             }
-            // The database is away: give the reply back to the broker for later.
-            telemetry::reply_handled("requeued");
-            within(self.timeout, "basic.nack", delivery.nack(BasicNackOptions { requeue: true, ..Default::default() })).await?;
-            Ok(())
         }
-        .instrument(span)
-        .await
+        if replies.is_empty() {
+            return Ok(());
+        }
+        // One lock order for every bridge (by task uuid), so two bridges' batches never
+        // deadlock; the sort is stable, so one task's replies keep their order.
+        replies.sort_by(|a, b| a.1.task_uuid.cmp(&b.1.task_uuid));
+        for attempt in 1..=DB_ATTEMPTS {
+            match self.apply(&replies).await {
+                Ok(outcomes) => return self.settle(replies, outcomes).await,
+                Err(err) => {
+                    tracing::warn!(attempt, replies = replies.len(), error = %err, "could not apply replies; retrying");
+                    tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
+                }
+            }
+        }
+        // Still failing: try each reply alone, so one reply the database refuses does not hold
+        // back the others; what still fails goes back to the broker for later.
+        for (delivery, reply) in replies {
+            let single = vec![(delivery, reply)];
+            match self.apply(&single).await {
+                Ok(outcomes) => self.settle(single, outcomes).await?,
+                Err(err) => {
+                    tracing::warn!(task_uuid = %single[0].1.task_uuid, error = %err, "reply requeued");
+                    telemetry::reply_handled("requeued");
+                    let options = BasicNackOptions {
+                        requeue: true,
+                        ..Default::default()
+                    };
+                    within(self.timeout, "basic.nack", single[0].0.nack(options)).await?;
+                }
+            }
+        }
+        Ok(())
     }
 
+    /// Applies every reply in one transaction; commits if any changed something.
     async fn apply(
         &self,
-        reply: &astute_reply::AstuteReply,
-    ) -> Result<ReplyOutcome, sea_orm::DbErr> {
+        replies: &[(Delivery, astute_reply::AstuteReply)],
+    ) -> Result<Vec<ReplyOutcome>, sea_orm::DbErr> {
         let txn = store::begin_write(&self.db).await?;
-        let outcome = deploy_resp(&txn, &self.ctx, reply).await?;
-        match outcome {
-            ReplyOutcome::Applied { .. } => txn.commit().await?,
-            _ => txn.rollback().await?,
+        let mut outcomes = Vec::with_capacity(replies.len());
+        for (_, reply) in replies {
+            let span = tracing::info_span!(
+                "deploy_resp",
+                task_uuid = %reply.task_uuid,
+                cluster_id = tracing::field::Empty
+            );
+            outcomes.push(deploy_resp(&txn, &self.ctx, reply).instrument(span).await?);
         }
-        Ok(outcome)
+        if outcomes
+            .iter()
+            .any(|o| matches!(o, ReplyOutcome::Applied { .. }))
+        {
+            txn.commit().await?;
+        } else {
+            txn.rollback().await?;
+        }
+        Ok(outcomes)
+    }
+
+    /// After the commit: ack what was applied or unchanged, dead-letter unknown tasks.
+    async fn settle(
+        &self,
+        replies: Vec<(Delivery, astute_reply::AstuteReply)>,
+        outcomes: Vec<ReplyOutcome>,
+    ) -> Result<(), AmqpError> {
+        let mut applied = false;
+        for ((delivery, reply), outcome) in replies.into_iter().zip(outcomes) {
+            match outcome {
+                ReplyOutcome::UnknownTask => {
+                    telemetry::reply_handled("dead_lettered");
+                    let reason = format!("unknown task '{}'", reply.task_uuid);
+                    self.dead_letter(delivery, &reason).await?;
+                }
+                ReplyOutcome::Applied { .. } => {
+                    applied = true;
+                    telemetry::reply_handled("applied");
+                    ack(&delivery, self.timeout).await?;
+                }
+                ReplyOutcome::Unchanged => {
+                    telemetry::reply_handled("unchanged");
+                    ack(&delivery, self.timeout).await?;
+                }
+            }
+        }
+        if applied {
+            self.wake.notify_one();
+        }
+        Ok(())
     }
 
     /// Moves a reply that can never be applied to the dead-letter queue, then acks it.
