@@ -53,9 +53,16 @@ impl Relay {
     /// Relays until `shutdown`, then flushes what is left and returns.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), AmqpError> {
         loop {
-            let round = self.round().await?;
-            if round.published == self.batch_size as usize {
-                continue; // a full batch went out: there is probably more
+            match self.round().await {
+                // A full batch went out: there is probably more.
+                Ok(round) if round.published == self.batch_size as usize => continue,
+                Ok(_) => {}
+                // The rows stay in the outbox; the next round tries again. Only a broker
+                // failure stops the relay (and restarts the bridge).
+                Err(AmqpError::Database(err)) => {
+                    tracing::warn!(error = %err, "outbox relay could not reach the database; retrying")
+                }
+                Err(err) => return Err(err),
             }
             tokio::select! {
                 _ = self.wake.notified() => {}
