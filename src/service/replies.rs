@@ -4,7 +4,7 @@
 use chrono::Utc;
 use sea_orm::{
     sea_query::Expr, ActiveValue::Set, ActiveValue::Unchanged, ColumnTrait, ConnectionTrait, DbErr,
-    EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    EntityTrait, JoinType, QueryFilter, QueryOrder, QuerySelect, RelationTrait,
 };
 
 use super::notifications::{self, NewNotification};
@@ -34,10 +34,10 @@ pub async fn deploy_resp<C: ConnectionTrait>(
     ctx: &Context,
     reply: &AstuteReply,
 ) -> Result<ReplyOutcome, DbErr> {
-    let Some(task) = lock_task(db, &reply.task_uuid).await? else {
+    let Some((task, cluster)) = lock_task(db, &reply.task_uuid).await? else {
         return Ok(ReplyOutcome::UnknownTask);
     };
-    apply_to_locked(db, ctx, &task, &reply.reply).await
+    apply_to_locked(db, ctx, &task, &cluster, &reply.reply).await
 }
 
 /// Ends a running task that has had no word from Astute since before `silent_since`, as if
@@ -51,7 +51,7 @@ pub async fn expire_if_silent<C: ConnectionTrait>(
     silent_since: chrono::DateTime<Utc>,
     reason: &str,
 ) -> Result<ReplyOutcome, DbErr> {
-    let Some(task) = lock_task(db, task_uuid).await? else {
+    let Some((task, cluster)) = lock_task(db, task_uuid).await? else {
         return Ok(ReplyOutcome::UnknownTask);
     };
     if task.status != TaskStatus::Running.as_str() || task.updated_at >= silent_since {
@@ -62,7 +62,7 @@ pub async fn expire_if_silent<C: ConnectionTrait>(
         error: Some(reason.into()),
         ..Default::default()
     };
-    apply_to_locked(db, ctx, &task, &give_up).await
+    apply_to_locked(db, ctx, &task, &cluster, &give_up).await
 }
 
 /// The uuids and last changes of every running task (few: at most one per cluster).
@@ -79,24 +79,34 @@ pub async fn running_tasks<C: ConnectionTrait>(
         .await
 }
 
-/// Loads a task by uuid with its row lock (PostgreSQL), so concurrent replies to one task,
-/// from any bridge, apply one after another.
-async fn lock_task<C: ConnectionTrait>(db: &C, uuid: &str) -> Result<Option<task::Model>, DbErr> {
-    let task = task::Entity::find()
+/// Loads a task by uuid with its cluster, in one query that locks both rows (PostgreSQL), so
+/// concurrent replies to one task, from any bridge, apply one after another.
+async fn lock_task<C: ConnectionTrait>(
+    db: &C,
+    uuid: &str,
+) -> Result<Option<(task::Model, cluster::Model)>, DbErr> {
+    // An inner join: PostgreSQL locks no row on the nullable side of an outer join.
+    let found = task::Entity::find()
         .filter(task::Column::Uuid.eq(uuid))
+        .join(JoinType::InnerJoin, task::Relation::Cluster.def())
+        .select_also(cluster::Entity)
         .lock_exclusive()
         .one(db)
         .await?;
-    if let Some(task) = &task {
-        tracing::Span::current().record("cluster_id", task.cluster_id);
-    }
-    Ok(task)
+    Ok(match found {
+        Some((task, Some(cluster))) => {
+            tracing::Span::current().record("cluster_id", task.cluster_id);
+            Some((task, cluster))
+        }
+        _ => None,
+    })
 }
 
 async fn apply_to_locked<C: ConnectionTrait>(
     db: &C,
     ctx: &Context,
     task: &task::Model,
+    cluster: &cluster::Model,
     reply: &DeployReply,
 ) -> Result<ReplyOutcome, DbErr> {
     let (Some(status), Some(operation)) = (
@@ -108,9 +118,6 @@ async fn apply_to_locked<C: ConnectionTrait>(
     if status != TaskStatus::Running {
         return Ok(ReplyOutcome::Unchanged);
     }
-    let Some(cluster) = cluster::Entity::find_by_id(task.cluster_id).one(db).await? else {
-        return Ok(ReplyOutcome::Unchanged);
-    };
     let (nodes, others) = nodes_for(db, cluster.id, reply).await?;
     let state = TaskState {
         operation,
