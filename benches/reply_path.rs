@@ -38,11 +38,162 @@ async fn main() {
             other => panic!("unknown backend '{other}'"),
         };
         let (replies, seconds) = run(backend, clusters, steps).await;
+        let rate = replies as f64 / seconds;
         println!(
-            "reply_path {name}: {replies} replies for {clusters} tasks in {seconds:.2} s = {:.0} replies/s",
-            replies as f64 / seconds
+            "reply_path {name}: {replies} replies for {clusters} tasks in {seconds:.2} s = {rate:.0} replies/s"
         );
+        if backend == Backend::Postgres {
+            let (messages, lean_seconds) = lean_loop(replies).await;
+            let lean_rate = messages as f64 / lean_seconds;
+            println!(
+                "lean_loop postgres: {messages} messages in {lean_seconds:.2} s = {lean_rate:.0} messages/s; reply_path / lean_loop = {:.2}",
+                rate / lean_rate
+            );
+        }
     }
+}
+
+/// The yardstick: the same shape without any bridge logic. Consume with manual acks (prefetch
+/// 200), one PostgreSQL transaction per message (one INSERT), publish with a confirm, then ack;
+/// up to 64 messages in flight over 8 connections.
+async fn lean_loop(messages: usize) -> (usize, f64) {
+    use futures_util::StreamExt;
+    use lapin::options::*;
+    use lapin::types::FieldTable;
+    use lapin::{BasicProperties, Connection, ConnectionProperties};
+    use sea_orm::{ConnectOptions, ConnectionTrait, Database, TransactionTrait};
+    use std::sync::Arc;
+
+    let prefix = common::fresh_prefix('l');
+    let admin_url = std::env::var("TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test?sslmode=disable".into());
+    let admin = Database::connect(admin_url.as_str())
+        .await
+        .expect("PostgreSQL");
+    admin
+        .execute_unprepared(&format!(r#"CREATE DATABASE "{prefix}""#))
+        .await
+        .expect("create db");
+    let url = admin_url.replacen("/test?", &format!("/{prefix}?"), 1);
+    let mut options = ConnectOptions::new(url);
+    options.max_connections(8).sqlx_logging(false);
+    let db = Database::connect(options).await.expect("lean db");
+    db.execute_unprepared("CREATE TABLE seen (id SERIAL PRIMARY KEY, body TEXT NOT NULL)")
+        .await
+        .expect("table");
+
+    let conn = Connection::connect(
+        "amqp://guest:guest@127.0.0.1:5672/%2f",
+        ConnectionProperties::default(),
+    )
+    .await
+    .expect("broker");
+    let (inbox, outbox) = (format!("{prefix}.in"), format!("{prefix}.out"));
+    let setup = conn.create_channel().await.expect("channel");
+    setup
+        .confirm_select(ConfirmSelectOptions::default())
+        .await
+        .expect("confirms");
+    for q in [&inbox, &outbox] {
+        setup
+            .queue_declare(
+                q.as_str().into(),
+                QueueDeclareOptions {
+                    durable: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .expect("declare");
+    }
+    let props = BasicProperties::default().with_delivery_mode(2);
+    for i in 0..messages {
+        let body = format!("{{\"n\": {i}}}");
+        setup
+            .basic_publish(
+                "".into(),
+                inbox.as_str().into(),
+                BasicPublishOptions::default(),
+                body.as_bytes(),
+                props.clone(),
+            )
+            .await
+            .expect("publish");
+    }
+    setup.wait_for_confirms().await.expect("confirms");
+
+    let consume = conn.create_channel().await.expect("channel");
+    consume
+        .basic_qos(200, BasicQosOptions::default())
+        .await
+        .expect("qos");
+    let publish = Arc::new(conn.create_channel().await.expect("channel"));
+    publish
+        .confirm_select(ConfirmSelectOptions::default())
+        .await
+        .expect("confirms");
+    let mut consumer = consume
+        .basic_consume(
+            inbox.as_str().into(),
+            "".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .expect("consume");
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(64));
+    let started = Instant::now();
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..messages {
+        let delivery = consumer.next().await.expect("open").expect("delivery");
+        let permit = Arc::clone(&in_flight)
+            .acquire_owned()
+            .await
+            .expect("permit");
+        let (db, publish, outbox) = (db.clone(), Arc::clone(&publish), outbox.clone());
+        workers.spawn(async move {
+            let body = String::from_utf8_lossy(&delivery.data).to_string();
+            let txn = db.begin().await.expect("begin");
+            txn.execute_raw(sea_orm::Statement::from_sql_and_values(
+                sea_orm::DbBackend::Postgres,
+                "INSERT INTO seen (body) VALUES ($1)",
+                [body.clone().into()],
+            ))
+            .await
+            .expect("insert");
+            txn.commit().await.expect("commit");
+            publish
+                .basic_publish(
+                    "".into(),
+                    outbox.as_str().into(),
+                    BasicPublishOptions::default(),
+                    body.as_bytes(),
+                    BasicProperties::default().with_delivery_mode(2),
+                )
+                .await
+                .expect("publish")
+                .await
+                .expect("confirm");
+            delivery.ack(BasicAckOptions::default()).await.expect("ack");
+            drop(permit);
+        });
+    }
+    while workers.join_next().await.is_some() {}
+    let seconds = started.elapsed().as_secs_f64();
+    for q in [&inbox, &outbox] {
+        let _ = setup
+            .queue_delete(q.as_str().into(), QueueDeleteOptions::default())
+            .await;
+    }
+    db.close().await.ok();
+    admin
+        .execute_unprepared(&format!(
+            r#"DROP DATABASE IF EXISTS "{prefix}" WITH (FORCE)"#
+        ))
+        .await
+        .expect("drop db");
+    (messages, seconds)
 }
 
 async fn run(backend: Backend, clusters: usize, steps: usize) -> (usize, f64) {
