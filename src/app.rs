@@ -1,6 +1,7 @@
 //! The service as one value: `Application::build` connects and prepares everything, and
-//! `run_until_stopped` runs the relay and both consumers until the shutdown token fires. `main`
-//! and the integration tests use the same two calls.
+//! `run_until_stopped` runs the outbox relay, both consumers, the watchdog and the HTTP API
+//! until the shutdown token fires. `main` (through `serve_until_stopped`) and the integration
+//! tests use the same calls.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -151,8 +152,8 @@ impl Application {
 
     /// Runs until `shutdown` fires: then stops consuming, lets in-flight messages finish and
     /// ack, flushes the outbox and closes the connection. A component failing stops the others
-    /// and is returned: a supervisor restarts the bridge, and nothing is lost (acks follow
-    /// commits, and the outbox keeps what was not yet published).
+    /// and is returned: `serve_until_stopped` starts the bridge again, and nothing is lost (acks
+    /// follow commits, and the outbox keeps what was not yet published).
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> Result<(), AppError> {
         let Application {
             settings,
