@@ -36,6 +36,11 @@ enum Command {
     Serve,
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Inspect or replay the dead-letter queue of Astute replies (`nailgun.dead`).
+    Dlq {
+        #[command(subcommand)]
+        action: DlqAction,
+    },
     /// Publish one request to the bridge and print its answer, e.g.
     /// `astute-bridge request update_cluster '{"cluster_id": 1, "release_id": 2}'`.
     Request {
@@ -46,6 +51,20 @@ enum Command {
         /// Seconds to wait for the answer.
         #[arg(long, default_value_t = 30)]
         timeout: u64,
+    },
+}
+
+#[derive(Subcommand)]
+enum DlqAction {
+    /// Print the first dead letters with their reasons, as JSON; they stay in the queue.
+    List {
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+    /// Publish dead letters to Astute's reply exchange again, once their cause is fixed.
+    Replay {
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
     },
 }
 
@@ -64,6 +83,7 @@ async fn main() -> anyhow::Result<()> {
             tracing::info!("migrations applied");
             Ok(())
         }
+        Command::Dlq { action } => dead_letters(settings, action).await,
         Command::Request {
             method,
             args,
@@ -116,6 +136,25 @@ async fn wait_for_signal() {
     {
         let _ = tokio::signal::ctrl_c().await;
     }
+}
+
+async fn dead_letters(settings: Settings, action: DlqAction) -> anyhow::Result<()> {
+    let connection = amqp::connect(&settings.amqp.url, settings.amqp.timeout()).await?;
+    match action {
+        DlqAction::List { limit } => {
+            let shown = amqp::dead_letters::list(&connection, &settings.amqp, limit).await?;
+            println!("{}", serde_json::to_string_pretty(&shown)?);
+        }
+        DlqAction::Replay { limit } => {
+            let replayed = amqp::dead_letters::replay(&connection, &settings.amqp, limit).await?;
+            println!(
+                "{replayed} message(s) published to '{}' again",
+                settings.amqp.nailgun_exchange
+            );
+        }
+    }
+    let _ = connection.close(200, "done".into()).await;
+    Ok(())
 }
 
 /// Publishes one request with a private reply queue and prints the answer.

@@ -1,6 +1,7 @@
 //! The broker adapter: connection, topology, the outbox relay, and the two consumers (Astute's
 //! replies and other services' requests).
 
+pub mod dead_letters;
 pub mod publisher;
 pub mod relay;
 pub mod replies;

@@ -1,0 +1,81 @@
+//! Operator tools for the dead-letter queue: a reply for a task the bridge did not know yet is
+//! dead-lettered, listed with its reason, and applied once replayed after the task exists.
+
+mod common;
+
+use common::{load_fixture, release_id, Backend, Bridge, AMQP_URL};
+use serde_json::json;
+
+use astute_bridge::amqp::dead_letters;
+
+async fn a_dead_letter_is_listed_and_replayed(backend: Backend) {
+    let mut bridge = Bridge::start(backend).await;
+    let (cluster, releases) = load_fixture(&mut bridge, "env-multinode").await;
+    let to = release_id(&releases, "Icehouse on Ubuntu 12.04.4", "2014.1.1-5.0.2");
+    let task = bridge
+        .ok(
+            "update_cluster",
+            json!({"cluster_id": cluster, "release_id": to}),
+        )
+        .await;
+    let uuid = task["uuid"].as_str().expect("uuid").to_string();
+    bridge.next_cast().await;
+
+    let early = uuid::Uuid::new_v4().to_string();
+    bridge
+        .reply(json!({"task_uuid": early, "status": "running", "progress": 40}))
+        .await;
+    let dlq = bridge.settings.amqp.dead_letter_queue.clone();
+    let deadline = std::time::Instant::now() + common::PATIENCE;
+    while bridge.queue_depth(&dlq).await == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the reply was never dead-lettered"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+
+    let connection = lapin::Connection::connect(AMQP_URL, Default::default())
+        .await
+        .expect("broker");
+    let shown = dead_letters::list(&connection, &bridge.settings.amqp, 10)
+        .await
+        .expect("list");
+    assert_eq!(shown.len(), 1, "{shown:?}");
+    assert_eq!(shown[0]["reason"], format!("unknown task '{early}'"));
+    assert!(shown[0]["body"]
+        .as_str()
+        .unwrap_or_default()
+        .contains(&early));
+    assert_eq!(
+        bridge.queue_depth(&dlq).await,
+        1,
+        "listing leaves the message in place"
+    );
+
+    // The task the reply was meant for now exists under that uuid.
+    bridge
+        .execute(&format!(
+            "UPDATE tasks SET uuid = '{early}' WHERE uuid = '{uuid}'"
+        ))
+        .await;
+    let replayed = dead_letters::replay(&connection, &bridge.settings.amqp, 10)
+        .await
+        .expect("replay");
+    assert_eq!(replayed, 1);
+    let seen = bridge
+        .cluster_until(cluster, "the replayed reply applied", |c| {
+            c["latest_task"]["progress"] == 40
+        })
+        .await;
+    assert_eq!(seen["latest_task"]["uuid"], early.as_str());
+    assert_eq!(
+        bridge.queue_depth(&dlq).await,
+        0,
+        "replayed and applied, not dead-lettered again"
+    );
+    let _ = connection.close(200, "done".into()).await;
+    bridge.stop().await;
+}
+
+on_both_backends!(a_dead_letter_is_listed_and_replayed);
