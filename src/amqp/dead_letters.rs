@@ -2,20 +2,22 @@
 //! to Astute's reply exchange once their cause is fixed (a task created late, say).
 
 use lapin::message::BasicGetMessage;
-use lapin::options::{BasicAckOptions, BasicGetOptions, BasicNackOptions};
+use lapin::options::BasicGetOptions;
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::Connection;
 use serde_json::{json, Value};
 
 use super::publisher::{Delivery, Publisher};
 use super::replies::REASON_HEADER;
+use super::settle::{ack, requeue};
 use super::{within, AmqpError};
 use crate::config::AmqpSettings;
 
 /// Longest body shown by `list`.
 const SHOWN_BODY_CHARS: usize = 2000;
 
-fn reason(message: &BasicGetMessage) -> Option<String> {
+/// Why a message was dead-lettered (its `x-bridge-reason` header).
+pub fn reason(message: &BasicGetMessage) -> Option<String> {
     match message
         .delivery
         .properties
@@ -72,15 +74,7 @@ pub async fn list(
     }
     // Held until now so that each message is listed once; all go back to the queue.
     for message in taken {
-        within(
-            names.timeout(),
-            "basic.nack",
-            message.delivery.nack(BasicNackOptions {
-                requeue: true,
-                ..Default::default()
-            }),
-        )
-        .await?;
+        requeue(&message.delivery, names.timeout()).await?;
     }
     let _ = channel.close(200, "listed".into()).await;
     Ok(shown)
@@ -124,23 +118,10 @@ pub async fn replay(
             )
             .await?;
         if fate == Delivery::Confirmed {
-            within(
-                names.timeout(),
-                "basic.ack",
-                message.delivery.ack(BasicAckOptions::default()),
-            )
-            .await?;
+            ack(&message.delivery, names.timeout()).await?;
             replayed += 1;
         } else {
-            within(
-                names.timeout(),
-                "basic.nack",
-                message.delivery.nack(BasicNackOptions {
-                    requeue: true,
-                    ..Default::default()
-                }),
-            )
-            .await?;
+            requeue(&message.delivery, names.timeout()).await?;
         }
     }
     let _ = channel.close(200, "replayed".into()).await;

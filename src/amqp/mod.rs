@@ -6,6 +6,7 @@ pub mod publisher;
 pub mod relay;
 pub mod replies;
 pub mod requests;
+pub mod settle;
 pub mod subscription;
 pub mod topology;
 

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lapin::message::Delivery;
-use lapin::options::{BasicAckOptions, BasicNackOptions};
 use lapin::Connection;
 use sea_orm::DatabaseConnection;
 use tokio::sync::{mpsc, Notify};
@@ -16,8 +15,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::publisher::{with_header, Delivery as Fate, Publisher};
+use super::settle::{ack, requeue};
 use super::subscription::Subscription;
-use super::{within, AmqpError};
+use super::AmqpError;
 use crate::service::replies::{deploy_resp, ReplyOutcome};
 use crate::service::Context;
 use crate::store;
@@ -174,11 +174,7 @@ impl Handler {
                 Err(err) => {
                     tracing::warn!(task_uuid = %single[0].1.task_uuid, error = %err, "reply requeued");
                     telemetry::reply_handled("requeued");
-                    let options = BasicNackOptions {
-                        requeue: true,
-                        ..Default::default()
-                    };
-                    within(self.timeout, "basic.nack", single[0].0.nack(options)).await?;
+                    requeue(&single[0].0, self.timeout).await?;
                 }
             }
         }
@@ -257,15 +253,7 @@ impl Handler {
             )
             .await?;
         if fate != Fate::Confirmed {
-            within(
-                self.timeout,
-                "basic.nack",
-                delivery.nack(BasicNackOptions {
-                    requeue: true,
-                    ..Default::default()
-                }),
-            )
-            .await?;
+            requeue(&delivery, self.timeout).await?;
             return Err(AmqpError::Topology(format!(
                 "the dead-letter queue '{}' did not take a message",
                 self.ctx.amqp.dead_letter_queue
@@ -273,21 +261,4 @@ impl Handler {
         }
         ack(&delivery, self.timeout).await
     }
-}
-
-async fn ack(delivery: &Delivery, timeout: Duration) -> Result<(), AmqpError> {
-    let sent = within(
-        timeout,
-        "basic.ack",
-        delivery.ack(BasicAckOptions::default()),
-    )
-    .await?;
-    if !sent {
-        // The channel was recovered since this delivery: the broker requeued it and will
-        // deliver it again; applying it twice changes nothing.
-        tracing::warn!(
-            "ack not sent: the delivery belongs to a closed channel and will come again"
-        );
-    }
-    Ok(())
 }

@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use chrono::Utc;
 use lapin::message::Delivery;
-use lapin::options::{BasicAckOptions, BasicNackOptions};
 use lapin::Connection;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
@@ -20,8 +19,9 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use super::settle::{ack, requeue};
 use super::subscription::Subscription;
-use super::{within, AmqpError};
+use super::AmqpError;
 use crate::core::refusal::Refusal;
 use crate::service::dispatch::dispatch;
 use crate::service::{Context, ServiceError};
@@ -121,33 +121,13 @@ async fn handle(
         Ok(refused) => {
             telemetry::request_handled(if refused { "refused" } else { "ok" });
             wake.notify_one();
-            let sent = within(
-                timeout,
-                "basic.ack",
-                delivery.ack(BasicAckOptions::default()),
-            )
-            .await?;
-            if !sent {
-                span.in_scope(|| {
-                    tracing::warn!(
-                        "ack not sent: the request will come again and be answered from its record"
-                    )
-                });
-            }
+            ack(&delivery, timeout).instrument(span.clone()).await?;
         }
         Err(err) => {
             telemetry::request_handled("requeued");
             span.in_scope(|| tracing::warn!(error = %err, "request not executed (database); it goes back to the queue"));
             tokio::time::sleep(Duration::from_millis(500)).await;
-            within(
-                timeout,
-                "basic.nack",
-                delivery.nack(BasicNackOptions {
-                    requeue: true,
-                    ..Default::default()
-                }),
-            )
-            .await?;
+            requeue(&delivery, timeout).await?;
         }
     }
     Ok(())

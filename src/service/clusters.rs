@@ -9,11 +9,10 @@ use sea_orm::{
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::{check_text, releases, to_json, ServiceResult};
+use super::{check_text, inserted_or, releases, to_json, ServiceResult};
 use crate::core::enums::{ClusterMode, ClusterStatus, NodeStatus, TaskStatus};
 use crate::core::refusal::Refusal;
 use crate::store::entity::{cluster, node, task};
-use crate::store::is_unique_violation;
 
 /// Most nodes one `add_nodes` call may add.
 const MAX_NODES_PER_CALL: usize = 1000;
@@ -151,11 +150,7 @@ pub async fn create_cluster<C: ConnectionTrait>(
     })
     .exec_with_returning(db)
     .await;
-    match inserted {
-        Ok(model) => Ok(to_json(&model)),
-        Err(err) if is_unique_violation(&err) => Err(duplicate.into()),
-        Err(err) => Err(err.into()),
-    }
+    inserted_or(inserted, duplicate)
 }
 
 pub async fn add_nodes<C: ConnectionTrait>(db: &C, new: NewNodes) -> ServiceResult<Value> {

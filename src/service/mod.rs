@@ -75,6 +75,18 @@ pub(crate) fn check_text(field: &str, value: &str, max: usize) -> Result<(), Ref
     Ok(())
 }
 
+/// The answer to an insert whose unique constraint may refuse it: the row, or `duplicate`.
+pub(crate) fn inserted_or<T: serde::Serialize>(
+    inserted: Result<T, DbErr>,
+    duplicate: Refusal,
+) -> ServiceResult<Value> {
+    match inserted {
+        Ok(model) => Ok(to_json(&model)),
+        Err(err) if crate::store::is_unique_violation(&err) => Err(duplicate.into()),
+        Err(err) => Err(err.into()),
+    }
+}
+
 /// Serialises a stored row for a response.
 pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> Value {
     serde_json::to_value(value).unwrap_or(Value::Null)

@@ -118,13 +118,21 @@ pub async fn rollback_cluster<C: ConnectionTrait>(
     .await
 }
 
-/// Checks every rule of an update and builds its cast.
-async fn plan_update<C: ConnectionTrait>(
+/// An update every rule allows.
+struct Decision {
+    cluster: cluster::Model,
+    current: release::Model,
+    target: release::Model,
+    operation: Operation,
+}
+
+/// Checks every rule of an update (section 2).
+async fn decide_update<C: ConnectionTrait>(
     db: &C,
     ctx: &Context,
     args: &UpdateTarget,
     lock: bool,
-) -> ServiceResult<Start> {
+) -> ServiceResult<Decision> {
     let cluster = clusters::find(db, args.cluster_id, lock).await?;
     let target = releases::find(db, args.release_id).await?;
     let current = releases::find(db, cluster.release_id).await?;
@@ -135,6 +143,27 @@ async fn plan_update<C: ConnectionTrait>(
         &releases::summary(&target),
         &ctx.fuel_version,
     )?;
+    Ok(Decision {
+        cluster,
+        current,
+        target,
+        operation,
+    })
+}
+
+/// Checks every rule of an update and builds its cast.
+async fn plan_update<C: ConnectionTrait>(
+    db: &C,
+    ctx: &Context,
+    args: &UpdateTarget,
+    lock: bool,
+) -> ServiceResult<Start> {
+    let Decision {
+        cluster,
+        current,
+        target,
+        operation,
+    } = decide_update(db, ctx, args, lock).await?;
     let nodes = clusters::nodes_of(db, cluster.id).await?;
     let task_uuid = uuid::Uuid::new_v4().to_string();
     let message = cast(&cluster, &target, &current.version, &nodes, &task_uuid)?;
@@ -317,7 +346,7 @@ pub async fn set_pending_release<C: ConnectionTrait>(
         cluster_id,
         release_id: pending.pending_release_id,
     };
-    plan_update(db, ctx, &target, true).await?;
+    decide_update(db, ctx, &target, true).await?;
     cluster::Entity::update_many()
         .col_expr(
             cluster::Column::PendingReleaseId,

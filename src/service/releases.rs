@@ -8,12 +8,11 @@ use sea_orm::{
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::{check_text, to_json, ServiceResult};
+use super::{check_text, inserted_or, to_json, ServiceResult};
 use crate::core::compatibility::{relation, ReleaseSummary};
 use crate::core::enums::{OperatingSystem, ReleaseState};
 use crate::core::refusal::Refusal;
 use crate::store::entity::{cluster, release};
-use crate::store::is_unique_violation;
 
 /// Longest list of versions a release may carry.
 const MAX_VERSIONS: usize = 100;
@@ -143,11 +142,7 @@ pub async fn create_release<C: ConnectionTrait>(db: &C, new: NewRelease) -> Serv
     })
     .exec_with_returning(db)
     .await;
-    match inserted {
-        Ok(model) => Ok(to_json(&model)),
-        Err(err) if is_unique_violation(&err) => Err(duplicate.into()),
-        Err(err) => Err(err.into()),
-    }
+    inserted_or(inserted, duplicate)
 }
 
 pub async fn delete_release<C: ConnectionTrait>(db: &C, args: ReleaseRef) -> ServiceResult<Value> {

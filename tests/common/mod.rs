@@ -631,22 +631,9 @@ async fn next_json(consumer: &mut Consumer, what: &str) -> (Value, Option<String
     )
 }
 
-/// The `x-bridge-reason` header of a dead letter.
+/// Why a message was dead-lettered, as the bridge's own tools read it.
 pub fn dead_letter_reason(message: &lapin::message::BasicGetMessage) -> Option<String> {
-    match message
-        .delivery
-        .properties
-        .headers()
-        .as_ref()?
-        .inner()
-        .get("x-bridge-reason")?
-    {
-        lapin::types::AMQPValue::LongString(text) => {
-            Some(String::from_utf8_lossy(text.as_bytes()).into_owned())
-        }
-        lapin::types::AMQPValue::ShortString(text) => Some(text.as_str().to_string()),
-        _ => None,
-    }
+    astute_bridge::amqp::dead_letters::reason(message)
 }
 
 fn with_database(admin_url: &str, name: &str) -> String {
