@@ -4,6 +4,8 @@
 //! requesting services itself, with lapin.
 #![allow(dead_code)]
 
+pub mod proxy;
+
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
@@ -15,7 +17,7 @@ use serde_json::{json, Value};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use astute_bridge::app::{AppError, Application};
+use astute_bridge::app::{serve_until_stopped, AppError, Application};
 use astute_bridge::config::Settings;
 
 pub const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
@@ -31,12 +33,12 @@ pub enum Backend {
     Postgres,
 }
 
-fn postgres_admin_url() -> String {
+pub fn postgres_admin_url() -> String {
     std::env::var("TEST_POSTGRES_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test?sslmode=disable".into())
 }
 
-fn amqp_url() -> String {
+pub fn amqp_url() -> String {
     std::env::var("TEST_AMQP_URL").unwrap_or_else(|_| AMQP_URL.into())
 }
 
@@ -118,6 +120,21 @@ impl Bridge {
 
     /// Starts a bridge whose settings `tweak` adjusts first.
     pub async fn start_with(backend: Backend, tweak: impl FnOnce(&mut Settings)) -> Bridge {
+        Bridge::launch(backend, tweak, false).await
+    }
+
+    /// Starts a bridge as `serve` runs it: started again after losing its broker or database.
+    /// The HTTP API is off. The test's own connections (broker and database) go straight to
+    /// the servers, whatever URLs `tweak` gives the bridge.
+    pub async fn start_supervised(backend: Backend, tweak: impl FnOnce(&mut Settings)) -> Bridge {
+        Bridge::launch(backend, tweak, true).await
+    }
+
+    async fn launch(
+        backend: Backend,
+        tweak: impl FnOnce(&mut Settings),
+        supervised: bool,
+    ) -> Bridge {
         let prefix = fresh_prefix('t');
         let (url, dir, pg_database) = match backend {
             Backend::Sqlite => {
@@ -144,19 +161,12 @@ impl Bridge {
                 )
             }
         };
-        let mut settings = isolated_settings(&prefix, url);
+        let mut settings = isolated_settings(&prefix, url.clone());
         settings.outbox.poll_interval_ms = 200;
+        if supervised {
+            settings.http.enabled = false;
+        }
         tweak(&mut settings);
-
-        let app = Application::build(settings.clone()).await.unwrap_or_else(|e| {
-            panic!("the bridge did not start ({e}); is RabbitMQ running? start it with: {START_RABBITMQ}")
-        });
-        let http = format!(
-            "http://{}",
-            app.http_addr().expect("the HTTP API is enabled")
-        );
-        let shutdown = CancellationToken::new();
-        let handle = tokio::spawn(app.run_until_stopped(shutdown.clone()));
 
         let connection = Connection::connect(&amqp_url(), ConnectionProperties::default())
             .await
@@ -164,6 +174,24 @@ impl Bridge {
                 panic!("RabbitMQ is not reachable ({e}); start it with: {START_RABBITMQ}")
             });
         let channel = connection.create_channel().await.expect("channel");
+        let shutdown = CancellationToken::new();
+        let (http, handle) = if supervised {
+            // Declared here so the test's consumers can start before the bridge is up.
+            astute_bridge::amqp::topology::declare(&channel, &settings.amqp)
+                .await
+                .expect("declare the bridge's topology");
+            let handle = tokio::spawn(serve_until_stopped(settings.clone(), shutdown.clone()));
+            (String::new(), handle)
+        } else {
+            let app = Application::build(settings.clone()).await.unwrap_or_else(|e| {
+                panic!("the bridge did not start ({e}); is RabbitMQ running? start it with: {START_RABBITMQ}")
+            });
+            let http = format!(
+                "http://{}",
+                app.http_addr().expect("the HTTP API is enabled")
+            );
+            (http, tokio::spawn(app.run_until_stopped(shutdown.clone())))
+        };
         channel
             .confirm_select(ConfirmSelectOptions::default())
             .await
@@ -190,7 +218,7 @@ impl Bridge {
         let answer_queue = format!("{prefix}.answers");
         declare_durable(&channel, &answer_queue, "declare the answer queue").await;
         let answers = consume(&channel, &answer_queue, "consume answers").await;
-        let db = Database::connect(settings.database.url.as_str())
+        let db = Database::connect(url.as_str())
             .await
             .expect("test's database connection");
         Bridge {
@@ -285,6 +313,38 @@ impl Bridge {
             .into_iter()
             .map(|a| a.unwrap_or(Value::Null))
             .collect()
+    }
+
+    /// Publishes a request without waiting for its answer; returns its correlation id.
+    pub async fn send_request(&self, method: &str, args: Value, message_id: &str) -> String {
+        let correlation_id = uuid::Uuid::new_v4().to_string();
+        let properties = BasicProperties::default()
+            .with_content_type("application/json".into())
+            .with_message_id(message_id.into())
+            .with_correlation_id(correlation_id.as_str().into())
+            .with_reply_to(self.answer_queue.as_str().into());
+        let body = json!({"method": method, "args": args}).to_string();
+        self.publish(
+            &self.settings.amqp.request_exchange.clone(),
+            &format!("request.{method}"),
+            body.as_bytes(),
+            properties,
+        )
+        .await;
+        correlation_id
+    }
+
+    /// The next answer on the test's reply queue, with its correlation id.
+    pub async fn next_answer(&mut self) -> (Value, Option<String>) {
+        next_json(&mut self.answers, "an answer").await
+    }
+
+    /// The next cast, or `None` if none arrives within `wait`.
+    pub async fn next_cast_within(&mut self, wait: Duration) -> Option<Value> {
+        let delivery = tokio::time::timeout(wait, self.casts.next()).await.ok()??;
+        let delivery = delivery.expect("delivery");
+        delivery.ack(BasicAckOptions::default()).await.expect("ack");
+        Some(serde_json::from_slice(&delivery.data).expect("a cast is JSON"))
     }
 
     /// Sends a request with a fresh message id and returns the answer.
