@@ -268,6 +268,7 @@ pub fn resolve(
     .collect();
     let ip = match &master.ip {
         Some(ip) => ip.as_str(),
+        // Every field is the release's own: no template is filled in.
         None if missing.is_empty() => "",
         None => return Err(SourceError::Missing(missing)),
     };
@@ -439,14 +440,14 @@ fn check_url(field: &str, text: &str, schemes: &[&str]) -> Result<(), SourceErro
     let url = url::Url::parse(text).map_err(|e| {
         invalid(
             field,
-            format!("must be a {expected} URL; '{text}' is not a URL ({e})"),
+            format!("must be a URL starting with {expected}; '{text}' is not a URL ({e})"),
         )
     })?;
     if !schemes.contains(&url.scheme()) {
         return Err(invalid(
             field,
             format!(
-                "must be a {expected} URL (a scheme Astute can use), not '{}://'",
+                "must be a URL starting with {expected} (a scheme Astute can use), not '{}://'",
                 url.scheme()
             ),
         ));
