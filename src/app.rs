@@ -128,6 +128,7 @@ impl Application {
                 "astute-bridge.{}",
                 gethostname::gethostname().to_string_lossy()
             ),
+            master: settings.master.master(),
         };
         Ok(Application {
             settings,

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::core::release_sources::{Master, SourceError, SourceTemplates};
+
 /// The defaults, compiled in so the binary runs from any directory.
 const DEFAULTS: &str = include_str!("../config/default.toml");
 
@@ -20,6 +22,51 @@ pub struct Settings {
     pub http: HttpSettings,
     pub watchdog: WatchdogSettings,
     pub log: LogSettings,
+    pub master: MasterSettings,
+}
+
+/// The master node that serves the default package repositories and Puppet sources, for
+/// releases registered without their own (Nailgun 5.1's `MASTER_IP`, `DEFAULT_REPO`,
+/// `DEFAULT_PUPPET`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MasterSettings {
+    /// Empty: no master configured.
+    pub ip: String,
+    pub default_repo: DefaultRepoSettings,
+    pub default_puppet: DefaultPuppetSettings,
+}
+
+/// Default repository templates, per operating system.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DefaultRepoSettings {
+    pub ubuntu: String,
+    pub centos: String,
+}
+
+/// Default Puppet source templates.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DefaultPuppetSettings {
+    pub modules: String,
+    pub manifests: String,
+}
+
+impl MasterSettings {
+    /// The master as the core resolves sources with it; a blank `ip` is no master.
+    pub fn master(&self) -> Master {
+        let ip = self.ip.trim();
+        Master {
+            ip: (!ip.is_empty()).then(|| ip.to_owned()),
+            templates: SourceTemplates {
+                repo_ubuntu: self.default_repo.ubuntu.clone(),
+                repo_centos: self.default_repo.centos.clone(),
+                puppet_modules: self.default_puppet.modules.clone(),
+                puppet_manifests: self.default_puppet.manifests.clone(),
+            },
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -148,6 +195,12 @@ impl Settings {
                 "outbox.batch_size must be at least 1".into(),
             ));
         }
+        self.master.master().validate().map_err(|err| match err {
+            SourceError::Invalid { field, problem } => {
+                SettingsError::Rule(format!("master.{field} {problem}"))
+            }
+            other => SettingsError::Rule(format!("master: {other}")),
+        })?;
         Ok(())
     }
 }
@@ -190,6 +243,57 @@ mod tests {
         std::fs::write(&typo, "[amqp]\nprefech = 7\n").unwrap();
         let err = Settings::load(Some(&typo)).unwrap_err().to_string();
         assert!(err.contains("prefech"), "{err}");
+    }
+
+    #[test]
+    fn the_master_defaults_are_nailgun_5_1_settings_and_no_master_is_configured() {
+        let s = Settings::load(None).unwrap();
+        assert_eq!(s.master.master().ip, None);
+        let t = s.master.master().templates;
+        assert_eq!(
+            t.repo_ubuntu,
+            "http://{master_ip}:8080/ubuntu/fuelweb/x86_64 precise main"
+        );
+        assert_eq!(
+            t.repo_centos,
+            "http://{master_ip}:8080/centos/fuelweb/x86_64"
+        );
+        assert_eq!(t.puppet_modules, "rsync://{master_ip}:/puppet/modules/");
+        assert_eq!(t.puppet_manifests, "rsync://{master_ip}:/puppet/manifests/");
+    }
+
+    #[test]
+    fn a_master_is_configured_by_its_ip_and_bad_templates_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = dir.path().join("good.toml");
+        std::fs::write(
+            &good,
+            "[master]\nip = \" 10.20.0.2 \"\n[master.default_puppet]\nmodules = \"rsync://{master_ip}:/puppet/{version}/modules/\"\n",
+        )
+        .unwrap();
+        let master = Settings::load(Some(&good)).unwrap().master;
+        assert_eq!(master.master().ip.as_deref(), Some("10.20.0.2"));
+        assert_eq!(
+            master.default_puppet.manifests, "rsync://{master_ip}:/puppet/manifests/",
+            "untouched templates keep their defaults"
+        );
+
+        for (text, names) in [
+            ("[master]\nip = \"10.20.0.2 x\"\n", "master.ip"),
+            (
+                "[master.default_repo]\nubuntu = \"http://{master_ip}/ubuntu\"\n",
+                "master.default_repo.ubuntu",
+            ),
+            (
+                "[master.default_puppet]\nmanifests = \"rsync://{master}/m/\"\n",
+                "master.default_puppet.manifests",
+            ),
+        ] {
+            let bad = dir.path().join("bad.toml");
+            std::fs::write(&bad, text).unwrap();
+            let err = Settings::load(Some(&bad)).unwrap_err().to_string();
+            assert!(err.contains(names), "{text}: {err}");
+        }
     }
 
     #[test]

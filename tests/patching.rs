@@ -570,6 +570,68 @@ async fn rollback_failure_then_retry(backend: Backend) {
     bridge.stop().await;
 }
 
+async fn a_rollback_leaves_what_the_failed_operation_tried_to_reach(backend: Backend) {
+    let mut bridge = Bridge::start(backend).await;
+    let (cluster, releases) = load_fixture(&mut bridge, "env-multinode").await;
+    let (from, to) = (id(&releases, UBUNTU_50), id(&releases, UBUNTU_502));
+    let (failed, uuid, _) = start_update(&mut bridge, cluster, to).await;
+    bridge
+        .reply(json!({"task_uuid": uuid, "status": "error", "error": "Puppet failed"}))
+        .await;
+    bridge
+        .cluster_until(cluster, "upgrade_error", |c| c["status"] == "upgrade_error")
+        .await;
+
+    // After the failure, the pending release is pointed elsewhere (a redeploy of the current one).
+    let response = reqwest::Client::new()
+        .put(format!("{}/api/clusters/{cluster}/", bridge.http))
+        .json(&json!({"pending_release_id": from}))
+        .send()
+        .await
+        .expect("PUT");
+    assert_eq!(response.status(), reqwest::StatusCode::OK);
+    let repointed = bridge
+        .ok("get_cluster", json!({"cluster_id": cluster}))
+        .await;
+    assert_eq!(repointed["pending_release_id"].as_i64(), Some(from));
+    assert_eq!(repointed["status"], "upgrade_error");
+
+    // The rollback still leaves what the upgrade tried to reach, as its task recorded.
+    assert_eq!(failed["to_release_id"].as_i64(), Some(to));
+    let rollback = bridge
+        .ok("rollback_cluster", json!({"cluster_id": cluster}))
+        .await;
+    assert_eq!(rollback["from_release_id"].as_i64(), Some(to));
+    assert_eq!(rollback["to_release_id"].as_i64(), Some(from));
+    let cast = bridge.next_cast().await;
+    assert_eq!(cast["args"]["task_uuid"], rollback["uuid"]);
+    assert!(!entries(&cast).is_empty());
+    for e in entries(&cast) {
+        assert_eq!(e["openstack_version"], "2014.1-5.0");
+        assert_eq!(e["openstack_version_prev"], "2014.1.1-5.0.2", "{e}");
+    }
+
+    // It fails too; its own rollback still leaves the upgrade's target.
+    bridge
+        .reply(json!({"task_uuid": rollback["uuid"], "status": "error"}))
+        .await;
+    bridge
+        .cluster_until(cluster, "rollback_error", |c| {
+            c["status"] == "rollback_error"
+        })
+        .await;
+    let again = bridge
+        .ok("rollback_cluster", json!({"cluster_id": cluster}))
+        .await;
+    assert_eq!(again["from_release_id"].as_i64(), Some(to));
+    let cast = bridge.next_cast().await;
+    assert_eq!(cast["args"]["task_uuid"], again["uuid"]);
+    for e in entries(&cast) {
+        assert_eq!(e["openstack_version_prev"], "2014.1.1-5.0.2", "{e}");
+    }
+    bridge.stop().await;
+}
+
 /// Asserts a refused request left the cluster and the task table as they were.
 async fn assert_untouched(bridge: &mut Bridge, cluster: i64, status: &str, tasks: i64) {
     assert_eq!(bridge.count("tasks").await, tasks, "no task was created");
@@ -1253,6 +1315,7 @@ on_both_backends!(
     ha_cast_has_primary_controller_and_ha_priorities,
     node_failure_then_task_error_then_rollback_success,
     rollback_failure_then_retry,
+    a_rollback_leaves_what_the_failed_operation_tried_to_reach,
     every_refusal_has_its_code,
     duplicated_and_out_of_order_replies,
     reply_for_an_ended_task_changes_nothing,

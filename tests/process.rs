@@ -15,6 +15,11 @@ fn env(dir: &std::path::Path, prefix: &str) -> Vec<(String, String)> {
             format!("sqlite://{}?mode=rwc", dir.join("b.db").display()),
         ),
         ("RUST_LOG".to_string(), "warn".to_string()),
+        // Its releases are registered without sources: the master's defaults stand in.
+        (
+            "ASTUTE_BRIDGE__MASTER__IP".to_string(),
+            "10.20.0.2".to_string(),
+        ),
         (
             "ASTUTE_BRIDGE__HTTP__BIND".to_string(),
             "127.0.0.1:0".to_string(),

@@ -68,6 +68,33 @@ pub fn check_rollback_allowed(
     Ok(())
 }
 
+/// The task of the operation that failed, as stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FailedTask {
+    pub operation: Operation,
+    pub from_release_id: Option<i32>,
+    pub to_release_id: Option<i32>,
+}
+
+/// The release a rollback leaves (its `openstack_version_prev` and its task's `from_release_id`):
+/// the release the failed operation tried to reach, as its task recorded it, whatever the
+/// pending release was set to afterwards. A failed rollback tried to reach the current release,
+/// so rolling it back still leaves what that rollback was leaving. Without a record (no failed
+/// task, or its release since deleted): the pending release, else the current one.
+pub fn release_left_by_rollback(
+    failed: Option<FailedTask>,
+    pending_release_id: Option<i32>,
+    current_release_id: i32,
+) -> i32 {
+    let recorded = failed.and_then(|task| match task.operation {
+        Operation::Rollback => task.from_release_id,
+        _ => task.to_release_id,
+    });
+    recorded
+        .or(pending_release_id)
+        .unwrap_or(current_release_id)
+}
+
 /// How a task ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TaskOutcome {
@@ -138,6 +165,37 @@ pub fn after_task(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_rollback_leaves_what_the_failed_task_tried_to_reach() {
+        let failed = |operation, from, to| {
+            Some(FailedTask {
+                operation,
+                from_release_id: from,
+                to_release_id: to,
+            })
+        };
+        // The pending release was changed after the failure (to 9): the task decides.
+        for operation in [Operation::Update, Operation::Upgrade, Operation::Downgrade] {
+            assert_eq!(
+                release_left_by_rollback(failed(operation, Some(1), Some(2)), Some(9), 1),
+                2,
+                "{operation}"
+            );
+        }
+        // A failed rollback (2 → 1) is rolled back again: it still leaves 2.
+        assert_eq!(
+            release_left_by_rollback(failed(Operation::Rollback, Some(2), Some(1)), Some(9), 1),
+            2
+        );
+        // The failed target was deleted since: the pending release, else the current one.
+        assert_eq!(
+            release_left_by_rollback(failed(Operation::Upgrade, Some(1), None), Some(9), 1),
+            9
+        );
+        assert_eq!(release_left_by_rollback(None, Some(9), 1), 9);
+        assert_eq!(release_left_by_rollback(None, None, 1), 1);
+    }
+
     use super::*;
     use crate::core::refusal::ErrorCode;
 

@@ -16,6 +16,7 @@ use serde_json::{Map, Value};
 
 use crate::config::AmqpSettings;
 use crate::core::refusal::{ErrorCode, Refusal};
+use crate::core::release_sources::Master;
 
 /// What every operation needs besides its transaction.
 #[derive(Debug, Clone)]
@@ -26,6 +27,8 @@ pub struct Context {
     pub amqp: AmqpSettings,
     /// `astute-bridge.<hostname>`, the notification envelope's `publisher_id`.
     pub publisher_id: String,
+    /// The master whose default sources stand in for a release's missing ones in a cast.
+    pub master: Master,
 }
 
 /// Why an operation did not happen.

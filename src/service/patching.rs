@@ -6,7 +6,7 @@ use chrono::Utc;
 use sea_orm::{
     sea_query::Expr,
     ActiveValue::{NotSet, Set},
-    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
 };
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -20,7 +20,10 @@ use crate::core::enums::{
     ClusterMode, ClusterStatus, NodeStatus, OperatingSystem, Operation, TaskStatus,
 };
 use crate::core::refusal::Refusal;
-use crate::core::transitions::{check_rollback_allowed, check_update_allowed};
+use crate::core::release_sources::{self, SourceError, Sources, StoredSources};
+use crate::core::transitions::{
+    check_rollback_allowed, check_update_allowed, release_left_by_rollback, FailedTask,
+};
 use crate::store::entity::{cluster, node, release, task};
 use crate::store::is_unique_violation;
 use crate::store::outbox::{self, MessageProperties, OutgoingMessage};
@@ -89,15 +92,19 @@ pub async fn rollback_cluster<C: ConnectionTrait>(
     let running = clusters::has_running_task(db, cluster.id).await?;
     check_rollback_allowed(status_of(&cluster)?, running)?;
     let current = releases::find(db, cluster.release_id).await?;
-    let failed_target = match cluster.pending_release_id {
-        Some(id) => releases::find(db, id).await?,
-        None => current.clone(),
-    };
+    let left = release_left_by_rollback(
+        failed_task(db, cluster.id).await?,
+        cluster.pending_release_id,
+        current.id,
+    );
+    let failed_target = releases::find(db, left).await?;
+    let sources = sources_of(ctx, &current)?;
     let nodes = clusters::nodes_of(db, cluster.id).await?;
     let task_uuid = uuid::Uuid::new_v4().to_string();
     let message = cast(
         &cluster,
         &current,
+        &sources,
         &failed_target.version,
         &nodes,
         &task_uuid,
@@ -118,11 +125,33 @@ pub async fn rollback_cluster<C: ConnectionTrait>(
     .await
 }
 
+/// The latest failed task of a cluster: the operation a rollback undoes.
+async fn failed_task<C: ConnectionTrait>(
+    db: &C,
+    cluster_id: i32,
+) -> ServiceResult<Option<FailedTask>> {
+    let latest = task::Entity::find()
+        .filter(task::Column::ClusterId.eq(cluster_id))
+        .filter(task::Column::Status.eq(TaskStatus::Error.as_str()))
+        .order_by_desc(task::Column::Id)
+        .one(db)
+        .await?;
+    Ok(latest.and_then(|task| {
+        Some(FailedTask {
+            operation: Operation::parse(&task.name)?,
+            from_release_id: task.from_release_id,
+            to_release_id: task.to_release_id,
+        })
+    }))
+}
+
 /// An update every rule allows.
 struct Decision {
     cluster: cluster::Model,
     current: release::Model,
     target: release::Model,
+    /// The sources the target's cast carries.
+    sources: Sources,
     operation: Operation,
 }
 
@@ -143,10 +172,12 @@ async fn decide_update<C: ConnectionTrait>(
         &releases::summary(&target),
         &ctx.fuel_version,
     )?;
+    let sources = sources_of(ctx, &target)?;
     Ok(Decision {
         cluster,
         current,
         target,
+        sources,
         operation,
     })
 }
@@ -162,11 +193,19 @@ async fn plan_update<C: ConnectionTrait>(
         cluster,
         current,
         target,
+        sources,
         operation,
     } = decide_update(db, ctx, args, lock).await?;
     let nodes = clusters::nodes_of(db, cluster.id).await?;
     let task_uuid = uuid::Uuid::new_v4().to_string();
-    let message = cast(&cluster, &target, &current.version, &nodes, &task_uuid)?;
+    let message = cast(
+        &cluster,
+        &target,
+        &sources,
+        &current.version,
+        &nodes,
+        &task_uuid,
+    )?;
     Ok(Start {
         cluster,
         operation,
@@ -245,10 +284,49 @@ async fn begin<C: ConnectionTrait>(db: &C, ctx: &Context, start: Start) -> Servi
     Ok(to_json(&task))
 }
 
-/// The `deploy` cast for `cluster`, deploying `deployed` and leaving `previous_version`.
+/// The sources a cast of `release` carries: its own, else the master's defaults; refused
+/// (`incompatible_release`) when it has none and no master is configured, or when they are not
+/// usable by Astute. The stored release is left as it is.
+fn sources_of(ctx: &Context, release: &release::Model) -> Result<Sources, Refusal> {
+    let no_repos = Map::new();
+    let stored = StoredSources {
+        repo_metadata: release.repo_metadata.as_object().unwrap_or(&no_repos),
+        puppet_modules_source: &release.puppet_modules_source,
+        puppet_manifests_source: &release.puppet_manifests_source,
+    };
+    release_sources::resolve(
+        operating_system_of(release)?,
+        &release.version,
+        stored,
+        &ctx.master,
+    )
+    .map_err(|err| {
+        let label = format!(
+            "release {} ('{}' {})",
+            release.id, release.name, release.version
+        );
+        Refusal::incompatible(match err {
+            SourceError::Missing(_) => format!("{label} {err}"),
+            SourceError::Invalid { .. } => format!("{label}: {err}"),
+        })
+    })
+}
+
+fn operating_system_of(release: &release::Model) -> Result<OperatingSystem, Refusal> {
+    OperatingSystem::parse(&release.operating_system).ok_or_else(|| {
+        Refusal::invalid_state(format!(
+            "operating system '{}' is unknown",
+            release.operating_system
+        ))
+    })
+}
+
+/// The `deploy` cast for `cluster`, deploying `deployed` with `sources` and leaving
+/// `previous_version`.
 fn cast(
     cluster: &cluster::Model,
     deployed: &release::Model,
+    sources: &Sources,
     previous_version: &str,
     nodes: &[node::Model],
     task_uuid: &str,
@@ -256,12 +334,7 @@ fn cast(
     let mode = ClusterMode::parse(&cluster.mode).ok_or_else(|| {
         Refusal::invalid_state(format!("cluster mode '{}' is unknown", cluster.mode))
     })?;
-    let operating_system = OperatingSystem::parse(&deployed.operating_system).ok_or_else(|| {
-        Refusal::invalid_state(format!(
-            "operating system '{}' is unknown",
-            deployed.operating_system
-        ))
-    })?;
+    let operating_system = operating_system_of(deployed)?;
     let plan = DeployPlan {
         task_uuid: task_uuid.into(),
         cluster: ClusterFacts {
@@ -277,9 +350,9 @@ fn cast(
         deployed: ReleaseFacts {
             version: deployed.version.clone(),
             operating_system,
-            repo_metadata: deployed.repo_metadata.clone(),
-            puppet_modules_source: deployed.puppet_modules_source.clone(),
-            puppet_manifests_source: deployed.puppet_manifests_source.clone(),
+            repo_metadata: Value::Object(sources.repo_metadata.clone()),
+            puppet_modules_source: sources.puppet_modules_source.clone(),
+            puppet_manifests_source: sources.puppet_manifests_source.clone(),
         },
         previous_version: previous_version.into(),
         nodes: nodes

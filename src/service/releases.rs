@@ -12,6 +12,7 @@ use super::{check_text, inserted_or, to_json, ServiceResult};
 use crate::core::compatibility::{relation, ReleaseSummary};
 use crate::core::enums::{OperatingSystem, ReleaseState};
 use crate::core::refusal::Refusal;
+use crate::core::release_sources::{validate_stored, StoredSources};
 use crate::store::entity::{cluster, release};
 
 /// Longest list of versions a release may carry.
@@ -68,12 +69,15 @@ impl NewRelease {
                 check_text(field, version, 30)?;
             }
         }
-        if let Some((name, _)) = self.repo_metadata.iter().find(|(_, url)| !url.is_string()) {
-            return Err(Refusal::invalid_request(format!(
-                "repo_metadata maps repository names to URL strings; '{name}' is not a string"
-            )));
-        }
-        Ok(())
+        validate_stored(
+            self.operating_system,
+            StoredSources {
+                repo_metadata: &self.repo_metadata,
+                puppet_modules_source: &self.puppet_modules_source,
+                puppet_manifests_source: &self.puppet_manifests_source,
+            },
+        )
+        .map_err(|err| Refusal::invalid_request(err.to_string()))
     }
 }
 

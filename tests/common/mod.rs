@@ -24,6 +24,8 @@ pub const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 pub const START_RABBITMQ: &str = "rabbitmq-server -detached && rabbitmqctl await_startup";
 pub const START_POSTGRES: &str =
     "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start";
+/// The master's address the harness configures (`[master] ip`).
+pub const TEST_MASTER_IP: &str = "10.20.0.2";
 /// How long any awaited event may take before the test fails.
 pub const PATIENCE: Duration = Duration::from_secs(20);
 
@@ -42,13 +44,16 @@ pub fn amqp_url() -> String {
     std::env::var("TEST_AMQP_URL").unwrap_or_else(|_| AMQP_URL.into())
 }
 
-/// The default settings with `database_url`, the test broker, and every exchange and queue name
-/// prefixed with `prefix`, so that concurrent tests never see each other's messages.
+/// The default settings with `database_url`, the test broker, a master at `TEST_MASTER_IP`, and
+/// every exchange and queue name prefixed with `prefix`, so that concurrent tests never see each other's messages.
 pub fn isolated_settings(prefix: &str, database_url: String) -> Settings {
     let mut settings = Settings::load(None).expect("default settings");
     settings.database.url = database_url;
     settings.amqp.url = amqp_url();
     settings.http.bind = "127.0.0.1:0".into();
+    // A master, as on a Fuel master node, so releases registered without sources can be cast;
+    // tests of the unconfigured master clear it.
+    settings.master.ip = TEST_MASTER_IP.into();
     let a = &mut settings.amqp;
     for name in [
         &mut a.naily_exchange,
