@@ -239,7 +239,7 @@ async fn watch(
         }
         (None, None) => return Err(cli::CliError::Usage("give --env ID or --task UUID".into())),
     };
-    let end = cli::watch::follow(client, Some(notifications), cluster_id, &uuid).await?;
+    let end = cli::watch::follow(client, Some(notifications), cluster_id, &uuid, out.json).await?;
     Ok(cli::commands::ended(out, &end))
 }
 

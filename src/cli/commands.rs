@@ -280,7 +280,7 @@ async fn started(
     if !watch {
         return Ok(Done::Success);
     }
-    let end = follow(client, notifications, env, &uuid).await?;
+    let end = follow(client, notifications, env, &uuid, out.json).await?;
     Ok(ended(out, &end))
 }
 

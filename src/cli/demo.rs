@@ -146,6 +146,7 @@ async fn story(settings: &Settings) -> Result<Done, CliError> {
         None,
         envs[0],
         task["uuid"].as_str().unwrap_or_default(),
+        false,
     )
     .await?;
     ended(out, &end);
@@ -162,6 +163,7 @@ async fn story(settings: &Settings) -> Result<Done, CliError> {
         None,
         envs[1],
         task["uuid"].as_str().unwrap_or_default(),
+        false,
     )
     .await?;
     ended(out, &end);
@@ -183,6 +185,7 @@ async fn story(settings: &Settings) -> Result<Done, CliError> {
         None,
         envs[1],
         task["uuid"].as_str().unwrap_or_default(),
+        false,
     )
     .await?;
     ended(out, &end);

@@ -30,14 +30,20 @@ impl TaskEnd {
     }
 }
 
-/// Follows task `task_uuid` of cluster `cluster_id` until it is no longer running.
+/// Follows task `task_uuid` of cluster `cluster_id` until it is no longer running; `quiet`
+/// shows nothing meanwhile (for `--json`, where only the end is printed).
 pub async fn follow(
     client: &mut Client,
     mut notifications: Option<Consumer>,
     cluster_id: i64,
     task_uuid: &str,
+    quiet: bool,
 ) -> Result<TaskEnd, ClientError> {
-    let mut view = View::new(std::io::stdout().is_terminal());
+    let mut view = if quiet {
+        View::Quiet
+    } else {
+        View::new(std::io::stdout().is_terminal())
+    };
     loop {
         let task = client
             .call("get_task", json!({"task_uuid": task_uuid}))
@@ -91,6 +97,7 @@ enum View {
     Lines {
         last: BTreeMap<String, String>,
     },
+    Quiet,
 }
 
 impl View {
@@ -167,6 +174,7 @@ impl View {
                     bar.set_message(status);
                 }
             }
+            View::Quiet => {}
             View::Lines { last } => {
                 let mut say = |key: String, line: String| {
                     if last.get(&key) != Some(&line) {
@@ -194,6 +202,7 @@ impl View {
                 let _ = all.println(line);
             }
             View::Lines { .. } => println!("{line}"),
+            View::Quiet => {}
         }
     }
 
