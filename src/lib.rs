@@ -5,10 +5,12 @@
 
 pub mod amqp;
 pub mod app;
+pub mod client;
 pub mod config;
 pub mod core;
 pub mod http;
 pub mod service;
+pub mod simulator;
 pub mod store;
 pub mod telemetry;
 pub mod watchdog;

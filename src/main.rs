@@ -1,15 +1,15 @@
-//! The `astute-bridge` binary: `serve`, `migrate`, and `request` (publish one request and print
-//! its answer).
+//! The `astute-bridge` binary: `serve`, `migrate`, the dead-letter tools, `request` (publish one
+//! request and print its answer), the operator's client commands, `watch`, `simulate-astute` and
+//! `demo`.
+
+mod cli;
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{bail, Context as _};
+use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use futures_util::StreamExt;
-use lapin::options::{BasicConsumeOptions, BasicPublishOptions, QueueDeclareOptions};
-use lapin::types::FieldTable;
-use lapin::BasicProperties;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
@@ -26,6 +26,12 @@ struct Cli {
     /// A TOML file overriding config/default.toml (environment variables ASTUTE_BRIDGE__… win over both).
     #[arg(long, global = true, env = "ASTUTE_BRIDGE_CONFIG")]
     config: Option<PathBuf>,
+    /// Print JSON instead of tables (client commands).
+    #[arg(long, global = true)]
+    json: bool,
+    /// Seconds to wait for each answer of the bridge (client commands).
+    #[arg(long, global = true, default_value_t = 30)]
+    wait: u64,
     #[command(subcommand)]
     command: Command,
 }
@@ -52,6 +58,67 @@ enum Command {
         #[arg(long, default_value_t = 30)]
         timeout: u64,
     },
+    /// Releases: list, create, delete.
+    Release {
+        #[command(subcommand)]
+        action: cli::commands::ReleaseCommand,
+    },
+    /// Environments: list, create, show, update, rollback.
+    Env {
+        #[command(subcommand)]
+        action: cli::commands::EnvCommand,
+    },
+    /// Nodes of an environment.
+    Node {
+        #[command(subcommand)]
+        action: cli::commands::NodeCommand,
+    },
+    /// Notifications, newest first; or mark some read.
+    Notifications(cli::commands::NotificationsArgs),
+    /// Tasks.
+    Task {
+        #[command(subcommand)]
+        action: cli::commands::TaskCommand,
+    },
+    /// Follow a running task live until it ends (exit 0 on success, 1 on failure).
+    Watch {
+        /// The environment whose latest task to follow.
+        #[arg(long, conflicts_with = "task", required_unless_present = "task")]
+        env: Option<i64>,
+        /// The task to follow.
+        #[arg(long)]
+        task: Option<String>,
+    },
+    /// A SIMULATOR standing in for Astute: answers deploy casts on the broker as Astute's
+    /// reporter would, without touching any node.
+    SimulateAstute(SimulateArgs),
+    /// The whole flow in under a minute on the local RabbitMQ: upgrade, failure, rollback.
+    Demo,
+}
+
+#[derive(clap::Args)]
+struct SimulateArgs {
+    /// This node (by name) fails to deploy.
+    #[arg(long)]
+    fail_node: Option<String>,
+    /// This node (by name) goes offline while it deploys.
+    #[arg(long)]
+    offline_node: Option<String>,
+    /// The whole deployment fails with this error after its first group.
+    #[arg(long)]
+    error: Option<String>,
+    /// Take casts and never answer (to rehearse the watchdog).
+    #[arg(long)]
+    stall: bool,
+    /// Milliseconds between replies.
+    #[arg(long, default_value_t = 500)]
+    step_ms: u64,
+    /// Progress reports per role.
+    #[arg(long, default_value_t = 4)]
+    steps: u8,
+    /// Seed of the progress jitter: the same seed gives the same replies.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
 }
 
 #[derive(Subcommand)]
@@ -69,35 +136,179 @@ enum DlqAction {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let settings = Settings::load(cli.config.as_deref())?;
-    init_logging(settings.log.format);
-    match cli.command {
-        Command::Serve => serve(settings).await,
-        Command::Migrate => {
-            let db = store::connect(&settings.database)
-                .await
-                .context("connecting to the database")?;
-            store::migrate(&db).await.context("migrating")?;
-            tracing::info!("migrations applied");
-            Ok(())
+    let settings = match Settings::load(cli.config.as_deref()) {
+        Ok(settings) => settings,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return ExitCode::from(2);
         }
-        Command::Dlq { action } => dead_letters(settings, action).await,
+    };
+    let out = cli::commands::Output { json: cli.json };
+    let wait = Duration::from_secs(cli.wait);
+    match cli.command {
+        Command::Serve => {
+            init_logging(settings.log.format, "info", false);
+            edge(serve(settings).await)
+        }
+        Command::Migrate => {
+            init_logging(settings.log.format, "info", false);
+            edge(migrate(settings).await)
+        }
+        Command::Dlq { action } => {
+            init_logging(settings.log.format, "warn,lapin=off", true);
+            edge(dead_letters(settings, action).await)
+        }
         Command::Request {
             method,
             args,
             timeout,
-        } => request(settings, &method, &args, timeout).await,
+        } => {
+            init_logging(settings.log.format, "warn,lapin=off", true);
+            cli::exit_code(request(settings, &method, &args, timeout).await)
+        }
+        Command::SimulateAstute(args) => {
+            init_logging(settings.log.format, "info", false);
+            edge(simulate(settings, args).await)
+        }
+        Command::Demo => {
+            init_logging(settings.log.format, "warn,lapin=off", true);
+            cli::exit_code(cli::demo::run(settings).await)
+        }
+        command => {
+            init_logging(settings.log.format, "warn,lapin=off", true);
+            cli::exit_code(client_command(settings, out, wait, command).await)
+        }
     }
 }
 
-fn init_logging(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+/// The client commands, on one connection.
+async fn client_command(
+    settings: Settings,
+    out: cli::commands::Output,
+    wait: Duration,
+    command: Command,
+) -> Result<cli::Done, cli::CliError> {
+    use cli::commands;
+    let mut client = commands::connect(&settings, wait).await?;
+    let done = match command {
+        Command::Release { action } => commands::release(&mut client, out, action).await,
+        Command::Env { action } => commands::env(&mut client, &settings, out, action).await,
+        Command::Node { action } => commands::node(&mut client, out, action).await,
+        Command::Notifications(args) => commands::notifications(&mut client, out, args).await,
+        Command::Task { action } => commands::task(&mut client, out, action).await,
+        Command::Watch { env, task } => watch(&mut client, &settings, out, env, task).await,
+        _ => Err(cli::CliError::Usage("not a client command".into())),
+    };
+    client.close().await;
+    done
+}
+
+/// Follows the given task, or the environment's latest one.
+async fn watch(
+    client: &mut astute_bridge::client::Client,
+    settings: &Settings,
+    out: cli::commands::Output,
+    env: Option<i64>,
+    task: Option<String>,
+) -> Result<cli::Done, cli::CliError> {
+    let notifications = client
+        .notifications(&settings.amqp.notifications_exchange)
+        .await?;
+    let (cluster_id, uuid) = match (env, task) {
+        (_, Some(uuid)) => {
+            let task = client
+                .call("get_task", serde_json::json!({"task_uuid": uuid}))
+                .await?;
+            (task["cluster_id"].as_i64().unwrap_or_default(), uuid)
+        }
+        (Some(env), None) => {
+            let cluster = client
+                .call("get_cluster", serde_json::json!({"cluster_id": env}))
+                .await?;
+            let uuid = cluster["latest_task"]["uuid"]
+                .as_str()
+                .ok_or_else(|| {
+                    cli::CliError::Usage(format!(
+                        "environment {env} has no task yet: start one with `astute-bridge env update --env {env} --release ID`"
+                    ))
+                })?
+                .to_string();
+            (env, uuid)
+        }
+        (None, None) => return Err(cli::CliError::Usage("give --env ID or --task UUID".into())),
+    };
+    let end = cli::watch::follow(client, Some(notifications), cluster_id, &uuid, out.json).await?;
+    Ok(cli::commands::ended(out, &end))
+}
+
+/// Runs the simulator until SIGTERM/SIGINT.
+async fn simulate(settings: Settings, args: SimulateArgs) -> anyhow::Result<()> {
+    use astute_bridge::simulator::{Scenario, Simulator};
+    let connection = amqp::connect(&settings.amqp.url, settings.amqp.timeout())
+        .await
+        .context("connecting to RabbitMQ (start it with `rabbitmq-server -detached`)")?;
+    let scenario = Scenario {
+        fail_node: args.fail_node,
+        offline_node: args.offline_node,
+        error: args.error,
+        stall: args.stall,
+        steps: args.steps,
+    };
+    tracing::warn!(
+        ?scenario,
+        "this is a SIMULATOR of Astute: it answers deploy casts without deploying anything"
+    );
+    let simulator = Simulator::new(
+        settings.amqp.clone(),
+        scenario,
+        args.seed,
+        Duration::from_millis(args.step_ms),
+    );
+    let stop = CancellationToken::new();
+    let signal = stop.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        signal.cancel();
+    });
+    simulator.run(&connection, stop).await?;
+    let _ =
+        tokio::time::timeout(Duration::from_secs(2), connection.close(200, "done".into())).await;
+    Ok(())
+}
+
+async fn migrate(settings: Settings) -> anyhow::Result<()> {
+    let db = store::connect(&settings.database)
+        .await
+        .context("connecting to the database")?;
+    store::migrate(&db).await.context("migrating")?;
+    tracing::info!("migrations applied");
+    Ok(())
+}
+
+/// The service commands' edge: an error is one line (with its causes), never a backtrace.
+fn edge(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Logs at `default_level` unless RUST_LOG says otherwise; client commands log to stderr so
+/// their output stays clean for scripts.
+fn init_logging(format: LogFormat, default_level: &str, to_stderr: bool) {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    match format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
+    match (format, to_stderr) {
+        (LogFormat::Json, false) => builder.json().init(),
+        (LogFormat::Json, true) => builder.json().with_writer(std::io::stderr).init(),
+        (LogFormat::Text, false) => builder.init(),
+        (LogFormat::Text, true) => builder.with_writer(std::io::stderr).init(),
     }
 }
 
@@ -157,77 +368,34 @@ async fn dead_letters(settings: Settings, action: DlqAction) -> anyhow::Result<(
     Ok(())
 }
 
-/// Publishes one request with a private reply queue and prints the answer.
-async fn request(settings: Settings, method: &str, args: &str, timeout: u64) -> anyhow::Result<()> {
-    let args: serde_json::Value =
-        serde_json::from_str(args).context("args must be a JSON object")?;
+/// Publishes one request with a private reply queue and prints the whole answer.
+async fn request(
+    settings: Settings,
+    method: &str,
+    args: &str,
+    timeout: u64,
+) -> Result<cli::Done, cli::CliError> {
+    let args: serde_json::Value = serde_json::from_str(args).map_err(|e| {
+        cli::CliError::Usage(format!(
+            "args must be a JSON object, e.g. '{{\"cluster_id\": 1}}' ({e})"
+        ))
+    })?;
     if !args.is_object() {
-        bail!("args must be a JSON object");
+        return Err(cli::CliError::Usage(
+            "args must be a JSON object, e.g. '{\"cluster_id\": 1}'".into(),
+        ));
     }
-    let body = serde_json::json!({"method": method, "args": args}).to_string();
-    let limit = settings.amqp.timeout();
-    let connection = amqp::connect(&settings.amqp.url, limit).await?;
-    let channel = connection.create_channel().await?;
-    let queue = channel
-        .queue_declare(
-            "".into(),
-            QueueDeclareOptions {
-                exclusive: true,
-                auto_delete: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await?;
-    let mut answers = channel
-        .basic_consume(
-            queue.name().clone(),
-            "".into(),
-            BasicConsumeOptions {
-                no_ack: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await?;
-    let correlation_id = uuid::Uuid::new_v4().to_string();
-    let properties = BasicProperties::default()
-        .with_content_type("application/json".into())
-        .with_delivery_mode(2)
-        .with_message_id(uuid::Uuid::new_v4().to_string().into())
-        .with_correlation_id(correlation_id.as_str().into())
-        .with_reply_to(queue.name().clone());
-    channel
-        .basic_publish(
-            settings.amqp.request_exchange.as_str().into(),
-            format!("request.{method}").into(),
-            BasicPublishOptions::default(),
-            body.as_bytes(),
-            properties,
-        )
-        .await?
-        .await?;
-    let answer = tokio::time::timeout(Duration::from_secs(timeout), async {
-        while let Some(delivery) = answers.next().await {
-            let delivery = delivery?;
-            if delivery
-                .properties
-                .correlation_id()
-                .as_ref()
-                .map(|c| c.as_str())
-                == Some(correlation_id.as_str())
-            {
-                return Ok::<_, anyhow::Error>(delivery.data);
-            }
-        }
-        bail!("the broker closed the answer queue")
+    let mut client = cli::commands::connect(&settings, Duration::from_secs(timeout)).await?;
+    let answer = client.call_raw(method, args).await;
+    client.close().await;
+    let answer = answer?;
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&answer).unwrap_or_default()
+    );
+    Ok(if answer["ok"] == true {
+        cli::Done::Success
+    } else {
+        cli::Done::Refused
     })
-    .await
-    .context("no answer in time: is `astute-bridge serve` running against this broker?")??;
-    let value: serde_json::Value = serde_json::from_slice(&answer)?;
-    println!("{}", serde_json::to_string_pretty(&value)?);
-    if value["ok"] != serde_json::Value::Bool(true) {
-        std::process::exit(1);
-    }
-    Ok(())
 }

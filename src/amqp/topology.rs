@@ -25,6 +25,41 @@ fn durable_queue() -> QueueDeclareOptions {
 
 /// Declares the whole topology on `channel`.
 pub async fn declare(channel: &Channel, names: &AmqpSettings) -> Result<(), AmqpError> {
+    declare_astute_side(channel, names).await?;
+    let t = names.timeout();
+    let topic = || ExchangeKind::Topic;
+    queue(channel, t, &names.dead_letter_queue).await?;
+    exchange(
+        channel,
+        t,
+        &names.request_exchange,
+        topic(),
+        durable_exchange(),
+    )
+    .await?;
+    queue(channel, t, &names.request_queue).await?;
+    bind(
+        channel,
+        t,
+        &names.request_queue,
+        &names.request_exchange,
+        &names.request_binding,
+    )
+    .await?;
+    exchange(
+        channel,
+        t,
+        &names.notifications_exchange,
+        topic(),
+        durable_exchange(),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Declares what Astute itself declares: `naily` (topic, durable) with its queue, the
+/// transient `naily_service` fanout, and `nailgun` (topic, durable) with its queue.
+pub async fn declare_astute_side(channel: &Channel, names: &AmqpSettings) -> Result<(), AmqpError> {
     let t = names.timeout();
     let topic = || ExchangeKind::Topic;
     exchange(
@@ -71,32 +106,6 @@ pub async fn declare(channel: &Channel, names: &AmqpSettings) -> Result<(), Amqp
         &names.nailgun_queue,
         &names.nailgun_exchange,
         &names.nailgun_routing_key,
-    )
-    .await?;
-    queue(channel, t, &names.dead_letter_queue).await?;
-    exchange(
-        channel,
-        t,
-        &names.request_exchange,
-        topic(),
-        durable_exchange(),
-    )
-    .await?;
-    queue(channel, t, &names.request_queue).await?;
-    bind(
-        channel,
-        t,
-        &names.request_queue,
-        &names.request_exchange,
-        &names.request_binding,
-    )
-    .await?;
-    exchange(
-        channel,
-        t,
-        &names.notifications_exchange,
-        topic(),
-        durable_exchange(),
     )
     .await?;
     Ok(())

@@ -4,7 +4,11 @@
 use sea_orm::ConnectionTrait;
 use serde_json::{Map, Value};
 
-use super::{clusters, notifications, parse_args, patching, releases, Context, ServiceResult};
+use serde::Deserialize;
+
+use super::{
+    clusters, notifications, parse_args, patching, releases, tasks, Context, ServiceResult,
+};
 use crate::core::refusal::{ErrorCode, Refusal};
 
 /// Every method a request may name.
@@ -20,6 +24,9 @@ pub const METHODS: &[&str] = &[
     "rollback_cluster",
     "add_notification",
     "list_notifications",
+    "list_clusters",
+    "get_task",
+    "mark_notification",
 ];
 
 /// Runs `method` with `args` inside the caller's transaction.
@@ -46,6 +53,26 @@ pub async fn dispatch<C: ConnectionTrait>(
         "rollback_cluster" => patching::rollback_cluster(db, ctx, parse_args(args)?).await,
         "add_notification" => notifications::add_notification(db, ctx, parse_args(args)?).await,
         "list_notifications" => notifications::list_notifications(db, parse_args(args)?).await,
+        "list_clusters" => {
+            no_args(args)?;
+            clusters::list_clusters(db).await
+        }
+        "get_task" => {
+            let TaskRef { task_uuid } = parse_args(args)?;
+            tasks::get_task(db, &task_uuid).await
+        }
+        "mark_notification" => {
+            let NotificationRef {
+                notification_id,
+                status,
+            } = parse_args(args)?;
+            notifications::mark_notification(
+                db,
+                notification_id,
+                notifications::NotificationMark { status },
+            )
+            .await
+        }
         other => Err(Refusal::new(
             ErrorCode::UnknownMethod,
             format!(
@@ -55,6 +82,21 @@ pub async fn dispatch<C: ConnectionTrait>(
         )
         .into()),
     }
+}
+
+/// `get_task` args.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TaskRef {
+    task_uuid: String,
+}
+
+/// `mark_notification` args.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NotificationRef {
+    notification_id: i32,
+    status: crate::core::enums::NotificationStatus,
 }
 
 fn no_args(args: Map<String, Value>) -> Result<(), Refusal> {

@@ -344,6 +344,39 @@ impl Bridge {
         next_json(&mut self.answers, "an answer").await
     }
 
+    /// Stops the test's own consumer of `naily`, so that another Astute (a simulator) takes
+    /// the casts.
+    pub async fn leave_casts_to_astute(&self) {
+        self.channel
+            .basic_cancel(self.casts.tag(), BasicCancelOptions::default())
+            .await
+            .expect("cancel the test's consumer of naily");
+    }
+
+    /// The environment variables that point the `astute-bridge` binary at this bridge's broker
+    /// and names.
+    pub fn binary_env(&self) -> Vec<(String, String)> {
+        let a = &self.settings.amqp;
+        let mut vars = vec![
+            ("ASTUTE_BRIDGE__AMQP__URL".to_string(), a.url.clone()),
+            ("RUST_LOG".to_string(), "warn".to_string()),
+        ];
+        for (key, value) in [
+            ("NAILY_EXCHANGE", &a.naily_exchange),
+            ("NAILY_QUEUE", &a.naily_queue),
+            ("NAILY_SERVICE_EXCHANGE", &a.naily_service_exchange),
+            ("NAILGUN_EXCHANGE", &a.nailgun_exchange),
+            ("NAILGUN_QUEUE", &a.nailgun_queue),
+            ("DEAD_LETTER_QUEUE", &a.dead_letter_queue),
+            ("REQUEST_EXCHANGE", &a.request_exchange),
+            ("REQUEST_QUEUE", &a.request_queue),
+            ("NOTIFICATIONS_EXCHANGE", &a.notifications_exchange),
+        ] {
+            vars.push((format!("ASTUTE_BRIDGE__AMQP__{key}"), value.clone()));
+        }
+        vars
+    }
+
     /// The next cast, or `None` if none arrives within `wait`.
     pub async fn next_cast_within(&mut self, wait: Duration) -> Option<Value> {
         let delivery = tokio::time::timeout(wait, self.casts.next()).await.ok()??;
