@@ -17,7 +17,12 @@ fn compose() -> Yaml {
 
 fn strings(list: &Yaml) -> Vec<String> {
     list.as_vec()
-        .map(|items| items.iter().filter_map(|i| i.as_str().map(str::to_string)).collect())
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|i| i.as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -38,7 +43,10 @@ fn compose_brings_up_the_broker_the_database_the_bridge_and_a_simulator_on_deman
     let services = &file["services"];
     for name in ["rabbitmq", "postgres", "bridge"] {
         assert!(!services[name].is_badvalue(), "service {name}");
-        assert!(services[name]["profiles"].is_badvalue(), "{name} runs without a profile");
+        assert!(
+            services[name]["profiles"].is_badvalue(),
+            "{name} runs without a profile"
+        );
     }
     let bridge = &services["bridge"];
     assert_eq!(strings(&bridge["command"]), ["serve"]);
