@@ -95,6 +95,8 @@ pub struct DatabaseSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AmqpSettings {
+    /// One node, or several (`amqp://u:p@h1,u:p@h2/vhost`, or a TOML list of URLs).
+    #[serde(deserialize_with = "one_or_many_nodes")]
     pub url: String,
     pub timeout_secs: u64,
     pub prefetch: u16,
@@ -145,6 +147,46 @@ impl DatabaseSettings {
     }
 }
 
+/// `amqp.url` as one string, or a list of node URLs folded into the one-string form: the nodes'
+/// authorities joined by commas, with the path and query they must share.
+fn one_or_many_nodes<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    match OneOrMany::deserialize(d)? {
+        OneOrMany::One(url) => Ok(url),
+        OneOrMany::Many(urls) => fold_node_urls(&urls).map_err(serde::de::Error::custom),
+    }
+}
+
+fn fold_node_urls(urls: &[String]) -> Result<String, String> {
+    let mut scheme_and_tail: Option<(&str, &str)> = None;
+    let mut authorities = Vec::new();
+    for url in urls {
+        let (scheme, rest) = url
+            .split_once("://")
+            .ok_or("each amqp.url node must be a URL like amqp://user:pass@host:5672/vhost")?;
+        let cut = rest.find(['/', '?']).unwrap_or(rest.len());
+        let (authority, tail) = rest.split_at(cut);
+        match scheme_and_tail {
+            None => scheme_and_tail = Some((scheme, tail)),
+            Some(first) if first == (scheme, tail) => {}
+            Some(_) => {
+                return Err(
+                    "the amqp.url nodes must share the scheme, vhost and query (one cluster)"
+                        .into(),
+                )
+            }
+        }
+        authorities.push(authority);
+    }
+    let (scheme, tail) = scheme_and_tail.ok_or("amqp.url lists no node")?;
+    Ok(format!("{scheme}://{}{tail}", authorities.join(",")))
+}
+
 /// Why the settings could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
@@ -185,6 +227,8 @@ impl Settings {
                 url.split(':').next().unwrap_or_default()
             )));
         }
+        crate::amqp::nodes::node_urls(&self.amqp.url)
+            .map_err(|e| SettingsError::Rule(e.to_string()))?;
         if self.amqp.reply_workers == 0 || self.amqp.prefetch == 0 {
             return Err(SettingsError::Rule(
                 "amqp.reply_workers and amqp.prefetch must be at least 1".into(),
@@ -294,6 +338,38 @@ mod tests {
             let err = Settings::load(Some(&bad)).unwrap_err().to_string();
             assert!(err.contains(names), "{text}: {err}");
         }
+    }
+
+    #[test]
+    fn the_broker_may_be_several_nodes_as_one_url_or_a_list() {
+        let dir = tempfile::tempdir().unwrap();
+        let listed = dir.path().join("listed.toml");
+        std::fs::write(
+            &listed,
+            "[amqp]\nurl = [\"amqp://u:p@h1:5672/fuel?heartbeat=5\", \"amqp://u:p@h2:5672/fuel?heartbeat=5\"]\n",
+        )
+        .unwrap();
+        let s = Settings::load(Some(&listed)).unwrap();
+        assert_eq!(
+            s.amqp.url,
+            "amqp://u:p@h1:5672,u:p@h2:5672/fuel?heartbeat=5"
+        );
+
+        let oslo = dir.path().join("oslo.toml");
+        std::fs::write(&oslo, "[amqp]\nurl = \"amqp://u:p@h1,u:p@h2/fuel\"\n").unwrap();
+        assert_eq!(
+            Settings::load(Some(&oslo)).unwrap().amqp.url,
+            "amqp://u:p@h1,u:p@h2/fuel"
+        );
+
+        let mixed = dir.path().join("mixed.toml");
+        std::fs::write(&mixed, "[amqp]\nurl = [\"amqp://h1/a\", \"amqp://h2/b\"]\n").unwrap();
+        let err = Settings::load(Some(&mixed)).unwrap_err().to_string();
+        assert!(err.contains("share"), "{err}");
+
+        let empty_node = dir.path().join("empty.toml");
+        std::fs::write(&empty_node, "[amqp]\nurl = \"amqp://h1,,h2/\"\n").unwrap();
+        assert!(Settings::load(Some(&empty_node)).is_err());
     }
 
     #[test]

@@ -271,3 +271,63 @@ async fn connections_cut_while_messages_flow(backend: Backend) {
 }
 
 on_both_backends!(connections_cut_while_messages_flow);
+
+/// A broker of two nodes (two proxies to the one local broker): when the node the bridge is on
+/// is lost and stays down, the bridge moves to the other node and goes on answering.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bridge_moves_to_the_next_broker_node_when_its_node_is_lost() {
+    let upstream = upstream_of(&amqp_url(), 5672);
+    let (first, second) = (Proxy::start(&upstream).await, Proxy::start(&upstream).await);
+    let mut bridge = Bridge::start_supervised(Backend::Sqlite, |s| {
+        let one = through(&s.amqp.url, &first);
+        let other = through(&s.amqp.url, &second);
+        let other_authority = other
+            .split_once("://")
+            .and_then(|(_, rest)| rest.split('/').next())
+            .expect("authority")
+            .to_string();
+        // oslo.messaging's form: amqp://u:p@h1:p1,u:p@h2:p2/vhost
+        let (head, tail) = one.split_at(one.find("/%2f").expect("vhost"));
+        s.amqp.url = format!("{head},{other_authority}{tail}");
+    })
+    .await;
+    let release =
+        json!({"name": "Icehouse", "version": "2014.1-5.0", "operating_system": "Ubuntu"});
+    bridge.ok("create_release", release).await;
+    assert!(
+        first.connections() >= 1,
+        "the bridge started on the first node"
+    );
+    let on_second_before = second.connections();
+
+    // The first node is lost for good.
+    first.refuse();
+    first.cut();
+    // Answers are at-least-once: the first request's answer may come again (its confirm was
+    // lost in the cut), so the answer is picked by its correlation id.
+    let asked = bridge
+        .send_request(
+            "list_releases",
+            json!({}),
+            &uuid::Uuid::new_v4().to_string(),
+        )
+        .await;
+    let listed = loop {
+        let (answer, correlation_id) = tokio::time::timeout(RECOVERY, bridge.next_answer())
+            .await
+            .expect("answered through the second node");
+        if correlation_id.as_deref() == Some(asked.as_str()) {
+            break answer;
+        }
+    };
+    assert_eq!(
+        listed["result"].as_array().map(Vec::len),
+        Some(1),
+        "{listed}"
+    );
+    assert!(
+        second.connections() > on_second_before,
+        "the bridge moved to the second node"
+    );
+    bridge.stop().await;
+}
