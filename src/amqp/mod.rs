@@ -5,6 +5,7 @@ pub mod dead_letters;
 pub mod publisher;
 pub mod relay;
 pub mod replies;
+pub mod reply_retry;
 pub mod requests;
 pub mod settle;
 pub mod subscription;
