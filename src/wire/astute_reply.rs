@@ -103,7 +103,11 @@ pub fn peek_task_uuid(body: &[u8]) -> Option<String> {
     struct PeekArgs {
         task_uuid: Option<String>,
     }
-    serde_json::from_slice::<Peek>(body).ok()?.args?.task_uuid
+    // Read as `parse` reads, so a reply with stray bytes still finds its task's lane.
+    serde_json::from_str::<Peek>(&String::from_utf8_lossy(body))
+        .ok()?
+        .args?
+        .task_uuid
 }
 
 /// Parses a reply body, or says why it is poison. Bytes that are not UTF-8 are read as U+FFFD
@@ -304,6 +308,7 @@ mod tests {
             parsed.reply.error.as_deref(),
             Some("bad \u{fffd}\u{fffd} byte")
         );
+        assert_eq!(peek_task_uuid(&body).as_deref(), Some("t"), "the same lane");
     }
 
     #[test]
