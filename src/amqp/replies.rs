@@ -290,7 +290,7 @@ impl Handler {
         pending: Pending,
         memory: &mut LaneMemory,
     ) -> Result<Option<Pending>, AmqpError> {
-        if memory.holds.admits(
+        if memory.holds.admit(
             &pending.reply.task_uuid,
             pending.fingerprint,
             Instant::now(),

@@ -18,9 +18,9 @@ pub const ATTEMPTS_IN_PLACE: u32 = 3;
 /// dead-letter queue with the last error (`dlq replay` brings it back once the cause is fixed).
 pub const MAX_REQUEUES: u32 = 5;
 
-/// How long later replies of a task wait behind a requeued one of the same task. The broker
-/// puts a requeued message back at its place in the queue, so it normally comes back at once;
-/// the bound covers a requeued reply that another bridge took.
+/// Longest that later replies of a task wait behind a requeued one of the same task. The
+/// broker puts a requeued message back at its place in the queue, so it normally comes back at
+/// once.
 pub const HOLD_FOR: Duration = Duration::from_secs(5);
 
 /// Most replies whose requeues a lane remembers (the oldest are forgotten first).
@@ -103,30 +103,48 @@ impl Requeues {
 }
 
 /// Tasks with a requeued reply outstanding: their later replies are requeued behind it until
-/// it comes back (or `HOLD_FOR` passes).
+/// it comes back.
+///
+/// The broker puts requeued messages back at their places, so with one bridge the held reply
+/// comes back before any reply requeued behind it. If one of those comes back first, the held
+/// reply was taken by another bridge: the hold ends then (or after `HOLD_FOR`), as order across
+/// bridges is not promised anyway.
 #[derive(Debug, Default)]
 pub struct Holds {
-    held: HashMap<String, (u64, Instant)>,
+    held: HashMap<String, Hold>,
+}
+
+#[derive(Debug)]
+struct Hold {
+    reply: u64,
+    since: Instant,
+    behind: Vec<u64>,
 }
 
 impl Holds {
     /// Holds `task` behind its requeued `reply`; an existing hold (an earlier reply) stays.
     pub fn hold(&mut self, task: &str, reply: u64, now: Instant) {
         self.held
-            .retain(|_, (_, since)| now.duration_since(*since) < HOLD_FOR);
-        self.held.entry(task.to_string()).or_insert((reply, now));
+            .retain(|_, hold| now.duration_since(hold.since) < HOLD_FOR);
+        self.held.entry(task.to_string()).or_insert(Hold {
+            reply,
+            since: now,
+            behind: Vec::new(),
+        });
     }
 
-    /// Whether `reply` of `task` may be applied now. The held reply itself is, and releases
-    /// the hold; so is any reply once the hold has expired.
-    pub fn admits(&mut self, task: &str, reply: u64, now: Instant) -> bool {
-        let Some(&(held, since)) = self.held.get(task) else {
+    /// Whether `reply` of `task` may be applied now; if not, it is to be requeued and is
+    /// remembered as waiting behind the held reply.
+    pub fn admit(&mut self, task: &str, reply: u64, now: Instant) -> bool {
+        let Some(hold) = self.held.get_mut(task) else {
             return true;
         };
-        if held == reply || now.duration_since(since) >= HOLD_FOR {
+        let back = hold.reply == reply || hold.behind.contains(&reply);
+        if back || now.duration_since(hold.since) >= HOLD_FOR {
             self.held.remove(task);
             return true;
         }
+        hold.behind.push(reply);
         false
     }
 }
@@ -235,11 +253,22 @@ mod tests {
         let now = Instant::now();
         holds.hold("t", 1, now);
         holds.hold("t", 2, now); // a later requeue keeps the earliest hold
-        assert!(!holds.admits("t", 2, now));
-        assert!(!holds.admits("t", 3, now));
-        assert!(holds.admits("other", 3, now), "other tasks go on");
-        assert!(holds.admits("t", 1, now), "the requeued reply itself");
-        assert!(holds.admits("t", 2, now), "released once it came back");
+        assert!(!holds.admit("t", 2, now));
+        assert!(!holds.admit("t", 3, now));
+        assert!(holds.admit("other", 3, now), "other tasks go on");
+        assert!(holds.admit("t", 1, now), "the requeued reply itself");
+        assert!(holds.admit("t", 4, now), "released once it came back");
+    }
+
+    #[test]
+    fn a_reply_that_waited_and_comes_back_first_ends_the_hold() {
+        // The held reply went to another bridge: the one requeued behind it is back first.
+        let mut holds = Holds::default();
+        let now = Instant::now();
+        holds.hold("t", 1, now);
+        assert!(!holds.admit("t", 2, now));
+        assert!(holds.admit("t", 2, now));
+        assert!(holds.admit("t", 3, now), "released");
     }
 
     #[test]
@@ -247,8 +276,8 @@ mod tests {
         let mut holds = Holds::default();
         let now = Instant::now();
         holds.hold("t", 1, now);
-        assert!(!holds.admits("t", 2, now + HOLD_FOR / 2));
-        assert!(holds.admits("t", 2, now + HOLD_FOR));
-        assert!(holds.admits("t", 3, now + HOLD_FOR), "released");
+        assert!(!holds.admit("t", 2, now + HOLD_FOR / 2));
+        assert!(holds.admit("t", 3, now + HOLD_FOR));
+        assert!(holds.admit("t", 4, now + HOLD_FOR), "released");
     }
 }
