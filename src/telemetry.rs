@@ -20,8 +20,9 @@ pub fn metrics_handle() -> Option<&'static PrometheusHandle> {
         .as_ref()
 }
 
-/// A reply from Astute was handled; `outcome` is `applied`, `unchanged`, `dead_lettered` or
-/// `requeued`.
+/// A reply from Astute was handled; `outcome` is `applied`, `unchanged`, `dead_lettered`,
+/// `requeued`, or `node_dead_lettered` (a copy of its unreadable node entries dead-lettered; the
+/// reply itself is also counted as applied or unchanged).
 pub fn reply_handled(outcome: &'static str) {
     metrics::counter!("astute_bridge_replies_total", "outcome" => outcome).increment(1);
 }

@@ -6,6 +6,7 @@ pub mod nodes;
 pub mod publisher;
 pub mod relay;
 pub mod replies;
+pub mod reply_retry;
 pub mod requests;
 pub mod settle;
 pub mod subscription;

@@ -1,11 +1,18 @@
 //! Consumes Astute's replies from `nailgun`. Replies of one task always go to the same lane and
 //! are applied in order; lanes run concurrently. Each reply is applied in one transaction and
 //! acked only after it commits; poison goes to the dead-letter queue with its reason.
+//!
+//! When the database refuses, `reply_retry::next_step` decides and the lane obeys: a transient
+//! failure is retried here, then the reply is requeued (at most `MAX_REQUEUES` times, then
+//! parked); a permanent one splits the batch to find the bad reply, which is parked with the
+//! database's reason. A reply that is requeued holds back the later replies of its task until
+//! it is back, so one task's replies are still applied in delivery order.
 
 use std::collections::hash_map::DefaultHasher;
+use std::collections::VecDeque;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use lapin::message::Delivery;
 use lapin::Connection;
@@ -15,20 +22,19 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::publisher::{with_header, Delivery as Fate, Publisher};
+use super::reply_retry::{fingerprint, next_step, Holds, Requeues, Step};
 use super::settle::{ack, requeue};
 use super::subscription::Subscription;
 use super::AmqpError;
 use crate::service::replies::{deploy_resp, ReplyOutcome};
 use crate::service::Context;
 use crate::store;
+use crate::store::fault::fault_of;
 use crate::telemetry;
 use crate::wire::astute_reply;
 
 /// Header that carries why a reply was dead-lettered.
 pub const REASON_HEADER: &str = "x-bridge-reason";
-
-/// How often a reply is retried in place when the database fails, before it is requeued.
-const DB_ATTEMPTS: u32 = 3;
 
 /// Most replies applied in one transaction by one lane.
 const MAX_BATCH: usize = 32;
@@ -74,6 +80,7 @@ pub async fn run(
         let handler = Arc::clone(&handler);
         lanes.push(tx);
         workers.push(tokio::spawn(async move {
+            let mut memory = LaneMemory::default();
             while let Some(first) = rx.recv().await {
                 // Whatever else already waits in the lane joins this transaction: one commit
                 // (one WAL flush) for the batch instead of one per reply.
@@ -84,7 +91,7 @@ pub async fn run(
                         Err(_) => break,
                     }
                 }
-                handler.handle(batch).await?;
+                handler.handle(batch, &mut memory).await?;
             }
             Ok::<(), AmqpError>(())
         }));
@@ -135,60 +142,172 @@ fn lane_of(body: &[u8], lanes: usize) -> usize {
     (hasher.finish() % lanes as u64) as usize
 }
 
+/// A parsed reply with its delivery, and the name its requeues are counted under.
+struct Pending {
+    delivery: Delivery,
+    reply: astute_reply::AstuteReply,
+    fingerprint: u64,
+}
+
+/// How an attempt to apply a group of replies ended.
+enum Ended {
+    /// Applied (or found unchanged) and acked.
+    Settled,
+    /// To be applied one by one, each starting at this attempt.
+    Split(Vec<Pending>, u32),
+    /// A single reply to hand back to the broker.
+    Requeue(Pending, sea_orm::DbErr),
+    /// A single reply to park in the dead-letter queue.
+    Park(Pending, sea_orm::DbErr),
+}
+
+/// What a lane remembers between batches.
+#[derive(Default)]
+struct LaneMemory {
+    requeues: Requeues,
+    holds: Holds,
+}
+
 impl Handler {
     /// Applies a batch of replies in one transaction, then acks each (or dead-letters those
-    /// naming no task). Poison is dead-lettered first. If the database fails, the batch is
-    /// retried a few times, then handed back to the broker.
-    async fn handle(&self, batch: Vec<Delivery>) -> Result<(), AmqpError> {
+    /// naming no task). Poison is dead-lettered first. When the database refuses, `next_step`
+    /// decides (retry here, split into single replies, requeue, park) and this loop obeys.
+    async fn handle(&self, batch: Vec<Delivery>, memory: &mut LaneMemory) -> Result<(), AmqpError> {
         let mut replies = Vec::with_capacity(batch.len());
         for delivery in batch {
             match astute_reply::parse(&delivery.data) {
-                Ok(reply) => replies.push((delivery, reply)),
-                Err(poison) => {
-                    telemetry::reply_handled("dead_lettered");
-                    self.dead_letter(delivery, &poison.0).await?;
-                }
+                Ok(reply) => replies.push(Pending {
+                    fingerprint: fingerprint(&delivery.data),
+                    delivery,
+                    reply,
+                }),
+                Err(poison) => self.park(delivery, &poison.0).await?,
             }
-        }
-        if replies.is_empty() {
-            return Ok(());
         }
         // One lock order for every bridge (by task uuid), so two bridges' batches never
         // deadlock; the sort is stable, so one task's replies keep their order.
-        replies.sort_by(|a, b| a.1.task_uuid.cmp(&b.1.task_uuid));
-        for attempt in 1..=DB_ATTEMPTS {
-            match self.apply(&replies).await {
-                Ok(outcomes) => return self.settle(replies, outcomes).await,
-                Err(err) => {
-                    tracing::warn!(attempt, replies = replies.len(), error = %err, "could not apply replies; retrying");
-                    tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
-                }
+        replies.sort_by(|a, b| a.reply.task_uuid.cmp(&b.reply.task_uuid));
+        let mut admitted = Vec::with_capacity(replies.len());
+        for pending in replies {
+            if let Some(pending) = self.in_order(pending, memory).await? {
+                admitted.push(pending);
             }
         }
-        // Still failing: try each reply alone, so one reply the database refuses does not hold
-        // back the others; what still fails goes back to the broker for later.
-        for (delivery, reply) in replies {
-            let single = vec![(delivery, reply)];
-            match self.apply(&single).await {
-                Ok(outcomes) => self.settle(single, outcomes).await?,
-                Err(err) => {
-                    tracing::warn!(task_uuid = %single[0].1.task_uuid, error = %err, "reply requeued");
+        let mut work = VecDeque::from([(admitted, 1)]);
+        while let Some((group, first_attempt)) = work.pop_front() {
+            match self.apply_group(group, first_attempt, memory).await? {
+                Ended::Settled => {}
+                Ended::Split(group, start_at) => {
+                    // One by one, in order, ahead of anything else.
+                    for pending in group.into_iter().rev() {
+                        work.push_front((vec![pending], start_at));
+                    }
+                }
+                Ended::Park(pending, err) => {
+                    let requeued = memory.requeues.of(pending.fingerprint);
+                    memory.requeues.forget(pending.fingerprint);
+                    let reason = format!(
+                        "the database refused the reply (requeued {requeued} times): {err}"
+                    );
+                    self.park(pending.delivery, &reason).await?;
+                }
+                Ended::Requeue(pending, err) => {
+                    tracing::warn!(task_uuid = %pending.reply.task_uuid, error = %err, "reply requeued");
+                    memory.requeues.record(pending.fingerprint);
+                    memory.holds.hold(
+                        &pending.reply.task_uuid,
+                        pending.fingerprint,
+                        Instant::now(),
+                    );
                     telemetry::reply_handled("requeued");
-                    requeue(&single[0].0, self.timeout).await?;
+                    requeue(&pending.delivery, self.timeout).await?;
+                    // The replies still to apply alone: those of its task now wait behind it.
+                    for (queued, _) in work.iter_mut() {
+                        let mut kept = Vec::with_capacity(queued.len());
+                        for later in std::mem::take(queued) {
+                            kept.extend(self.in_order(later, memory).await?);
+                        }
+                        *queued = kept;
+                    }
                 }
             }
         }
         Ok(())
     }
 
-    /// Applies every reply in one transaction; commits if any changed something.
-    async fn apply(
+    /// Applies a group of replies, retrying in place while `next_step` says so; says how it
+    /// ended.
+    async fn apply_group(
         &self,
-        replies: &[(Delivery, astute_reply::AstuteReply)],
-    ) -> Result<Vec<ReplyOutcome>, sea_orm::DbErr> {
+        mut group: Vec<Pending>,
+        first_attempt: u32,
+        memory: &mut LaneMemory,
+    ) -> Result<Ended, AmqpError> {
+        if group.is_empty() {
+            return Ok(Ended::Settled);
+        }
+        let mut attempt = first_attempt;
+        loop {
+            let err = match self.apply(&group).await {
+                Ok(outcomes) => {
+                    self.settle(group, outcomes, memory).await?;
+                    return Ok(Ended::Settled);
+                }
+                Err(err) => err,
+            };
+            let fault = fault_of(self.db.get_database_backend(), &err);
+            let requeues = match group.as_slice() {
+                [single] => memory.requeues.of(single.fingerprint),
+                _ => 0,
+            };
+            return Ok(match next_step(fault, group.len(), attempt, requeues) {
+                Step::RetryAfter(pause) => {
+                    tracing::warn!(attempt, replies = group.len(), ?fault, error = %err, "could not apply replies; retrying");
+                    tokio::time::sleep(pause).await;
+                    attempt += 1;
+                    continue;
+                }
+                Step::Split { start_at } => {
+                    tracing::warn!(replies = group.len(), ?fault, error = %err, "could not apply replies together; applying them one by one");
+                    Ended::Split(group, start_at)
+                }
+                Step::Requeue => match group.pop() {
+                    Some(single) => Ended::Requeue(single, err),
+                    None => Ended::Settled,
+                },
+                Step::Park => match group.pop() {
+                    Some(single) => Ended::Park(single, err),
+                    None => Ended::Settled,
+                },
+            });
+        }
+    }
+
+    /// The reply, unless an earlier reply of its task was requeued and has not come back: then
+    /// it is requeued behind it, so the two are applied in delivery order.
+    async fn in_order(
+        &self,
+        pending: Pending,
+        memory: &mut LaneMemory,
+    ) -> Result<Option<Pending>, AmqpError> {
+        if memory.holds.admit(
+            &pending.reply.task_uuid,
+            pending.fingerprint,
+            Instant::now(),
+        ) {
+            return Ok(Some(pending));
+        }
+        tracing::debug!(task_uuid = %pending.reply.task_uuid, "reply requeued behind an earlier one of its task");
+        telemetry::reply_handled("requeued");
+        requeue(&pending.delivery, self.timeout).await?;
+        Ok(None)
+    }
+
+    /// Applies every reply in one transaction; commits if any changed something.
+    async fn apply(&self, replies: &[Pending]) -> Result<Vec<ReplyOutcome>, sea_orm::DbErr> {
         let txn = store::begin_write(&self.db).await?;
         let mut outcomes = Vec::with_capacity(replies.len());
-        for (_, reply) in replies {
+        for Pending { reply, .. } in replies {
             let span = tracing::info_span!(
                 "deploy_resp",
                 task_uuid = %reply.task_uuid,
@@ -207,30 +326,36 @@ impl Handler {
         Ok(outcomes)
     }
 
-    /// After the commit: ack what was applied or unchanged, dead-letter unknown tasks.
+    /// After the commit: ack what was applied or unchanged (reporting node entries that were
+    /// set aside), dead-letter unknown tasks.
     async fn settle(
         &self,
-        replies: Vec<(Delivery, astute_reply::AstuteReply)>,
+        replies: Vec<Pending>,
         outcomes: Vec<ReplyOutcome>,
+        memory: &mut LaneMemory,
     ) -> Result<(), AmqpError> {
         let mut applied = false;
-        for ((delivery, reply), outcome) in replies.into_iter().zip(outcomes) {
+        for (pending, outcome) in replies.into_iter().zip(outcomes) {
+            memory.requeues.forget(pending.fingerprint);
+            let Pending {
+                delivery, reply, ..
+            } = pending;
+            if outcome == ReplyOutcome::UnknownTask {
+                let reason = format!("unknown task '{}'", reply.task_uuid);
+                self.park(delivery, &reason).await?;
+                continue;
+            }
+            if !reply.rejected.is_empty() {
+                self.report_rejected(&delivery, &reply).await?;
+            }
             match outcome {
-                ReplyOutcome::UnknownTask => {
-                    telemetry::reply_handled("dead_lettered");
-                    let reason = format!("unknown task '{}'", reply.task_uuid);
-                    self.dead_letter(delivery, &reason).await?;
-                }
                 ReplyOutcome::Applied { .. } => {
                     applied = true;
                     telemetry::reply_handled("applied");
-                    ack(&delivery, self.timeout).await?;
                 }
-                ReplyOutcome::Unchanged => {
-                    telemetry::reply_handled("unchanged");
-                    ack(&delivery, self.timeout).await?;
-                }
+                _ => telemetry::reply_handled("unchanged"),
             }
+            ack(&delivery, self.timeout).await?;
         }
         if applied {
             self.wake.notify_one();
@@ -238,27 +363,63 @@ impl Handler {
         Ok(())
     }
 
+    /// Puts a copy of a reply's unreadable node entries in the dead-letter queue with why; the
+    /// rest of the reply was applied.
+    async fn report_rejected(
+        &self,
+        delivery: &Delivery,
+        reply: &astute_reply::AstuteReply,
+    ) -> Result<(), AmqpError> {
+        let reason = reply.rejection_reason();
+        tracing::warn!(task_uuid = %reply.task_uuid, reason, "node entries of a reply set aside");
+        telemetry::reply_handled("node_dead_lettered");
+        if !self
+            .publish_dead(delivery, &reply.rejected_body(), &reason)
+            .await?
+        {
+            requeue(delivery, self.timeout).await?;
+            return Err(self.dead_letter_queue_refused());
+        }
+        Ok(())
+    }
+
     /// Moves a reply that can never be applied to the dead-letter queue, then acks it.
-    async fn dead_letter(&self, delivery: Delivery, reason: &str) -> Result<(), AmqpError> {
+    async fn park(&self, delivery: Delivery, reason: &str) -> Result<(), AmqpError> {
         tracing::warn!(reason, queue = %self.ctx.amqp.dead_letter_queue, "reply dead-lettered");
+        telemetry::reply_handled("dead_lettered");
+        if !self.publish_dead(&delivery, &delivery.data, reason).await? {
+            requeue(&delivery, self.timeout).await?;
+            return Err(self.dead_letter_queue_refused());
+        }
+        ack(&delivery, self.timeout).await
+    }
+
+    /// Publishes `body` with the delivery's properties and `reason` to the dead-letter queue;
+    /// whether the broker took it.
+    async fn publish_dead(
+        &self,
+        delivery: &Delivery,
+        body: &[u8],
+        reason: &str,
+    ) -> Result<bool, AmqpError> {
         let properties = with_header(delivery.properties.clone(), REASON_HEADER, reason);
         let fate = self
             .dead_letters
             .publish_one(
                 "",
                 &self.ctx.amqp.dead_letter_queue,
-                &delivery.data,
+                body,
                 properties.with_delivery_mode(2),
                 true,
             )
             .await?;
-        if fate != Fate::Confirmed {
-            requeue(&delivery, self.timeout).await?;
-            return Err(AmqpError::Topology(format!(
-                "the dead-letter queue '{}' did not take a message",
-                self.ctx.amqp.dead_letter_queue
-            )));
-        }
-        ack(&delivery, self.timeout).await
+        Ok(fate == Fate::Confirmed)
+    }
+
+    fn dead_letter_queue_refused(&self) -> AmqpError {
+        AmqpError::Topology(format!(
+            "the dead-letter queue '{}' did not take a message",
+            self.ctx.amqp.dead_letter_queue
+        ))
     }
 }

@@ -8,4 +8,5 @@ pub mod enums;
 pub mod refusal;
 pub mod release_sources;
 pub mod reply;
+pub mod storable;
 pub mod transitions;

@@ -1,6 +1,7 @@
 //! The database: SeaORM entities, connection set-up, write transactions and the outbox.
 
 pub mod entity;
+pub mod fault;
 pub mod outbox;
 
 use std::time::Duration;
