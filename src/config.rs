@@ -99,6 +99,8 @@ pub struct AmqpSettings {
     #[serde(deserialize_with = "one_or_many_nodes")]
     pub url: String,
     pub timeout_secs: u64,
+    /// Largest message the bridge publishes (casts, answers, notifications).
+    pub max_message_bytes: usize,
     pub prefetch: u16,
     pub reply_workers: usize,
     pub request_exchange: String,

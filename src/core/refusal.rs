@@ -12,6 +12,8 @@ pub enum ErrorCode {
     Conflict,
     IncompatibleRelease,
     InvalidState,
+    /// The `deploy` cast or the answer would exceed `amqp.max_message_bytes`.
+    MessageTooLarge,
     Internal,
 }
 
@@ -25,6 +27,7 @@ impl ErrorCode {
             ErrorCode::Conflict => "conflict",
             ErrorCode::IncompatibleRelease => "incompatible_release",
             ErrorCode::InvalidState => "invalid_state",
+            ErrorCode::MessageTooLarge => "message_too_large",
             ErrorCode::Internal => "internal",
         }
     }
