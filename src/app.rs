@@ -1,21 +1,24 @@
-//! The service as one value: `Application::build` connects and prepares everything, and
-//! `run_until_stopped` runs the outbox relay, both consumers, the watchdog and the HTTP API
-//! until the shutdown token fires. `main` (through `serve_until_stopped`) and the integration
-//! tests use the same calls.
+//! The service: `Server` (what `serve` runs) keeps the HTTP front up for the life of the process
+//! and runs sessions — the outbox relay, both consumers and the watchdog on one broker
+//! connection and one database pool, under one supervisor — starting a new one after any loss.
+//! `Application` is one session with its HTTP API, for tests and tools.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use lapin::Connection;
 use sea_orm::DatabaseConnection;
+use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::amqp::{self, publisher::Publisher, relay::Relay, topology, within, AmqpError};
 use crate::config::Settings;
-use crate::http::{self, ApiState};
+use crate::health::{Health, Part, Session as HealthSession};
+use crate::http::{self, ApiState, Front};
 use crate::service::Context;
 use crate::store;
+use crate::supervisor::Supervisor;
 use crate::telemetry;
 use crate::watchdog::Watchdog;
 
@@ -26,8 +29,8 @@ pub enum AppError {
     Database(#[from] sea_orm::DbErr),
     #[error("broker: {0}")]
     Broker(#[from] AmqpError),
-    #[error("a component stopped unexpectedly: {0}")]
-    Component(String),
+    #[error("the {part} stopped: {reason}")]
+    Component { part: Part, reason: String },
     #[error(transparent)]
     SecondWriter(#[from] store::SingleWriterError),
     #[error("HTTP: cannot listen on {0}")]
@@ -45,22 +48,82 @@ impl AppError {
                 | AppError::Http(_)
         )
     }
+
+    /// What ended the session, as the restart metric counts it.
+    pub fn cause(&self) -> &'static str {
+        match self {
+            AppError::Database(_) | AppError::SecondWriter(_) => Part::Database.as_str(),
+            AppError::Broker(_) => Part::Broker.as_str(),
+            AppError::Component { part, .. } => part.as_str(),
+            AppError::Http(_) => "http",
+        }
+    }
 }
 
-/// Runs the bridge until `shutdown`, starting it again with a growing pause (1 s up to 30 s)
-/// whenever the broker or the database goes away. Nothing is lost across a restart: every ack
-/// follows its commit, and the outbox keeps what was not yet published.
+/// Runs the bridge until `shutdown` (what `serve` does): see `Server`.
 pub async fn serve_until_stopped(
     settings: Settings,
     shutdown: CancellationToken,
+) -> Result<(), AppError> {
+    Server::bind(settings).await?.run(shutdown).await
+}
+
+/// The bridge as `serve` runs it: an HTTP front bound once and serving for the life of the
+/// process, and a session (broker, database and every part) started again with a growing pause
+/// (1 s up to 30 s) whenever the broker, the database or a part goes away. Nothing is lost
+/// across a restart: every ack follows its commit, and the outbox keeps what was not published.
+pub struct Server {
+    settings: Settings,
+    health: Health,
+    front: Front,
+    listener: Option<TcpListener>,
+}
+
+impl Server {
+    /// Binds the HTTP front (if enabled); connects nothing yet.
+    pub async fn bind(settings: Settings) -> Result<Server, AppError> {
+        telemetry::metrics_handle();
+        let health = Health::new();
+        Ok(Server {
+            listener: bind_http(&settings).await?,
+            front: Front::new(health.clone()),
+            health,
+            settings,
+        })
+    }
+
+    /// The address the HTTP front listens on, if enabled.
+    pub fn http_addr(&self) -> Option<std::net::SocketAddr> {
+        self.listener.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), AppError> {
+        let Server {
+            settings,
+            health,
+            front,
+            listener,
+        } = self;
+        let http = HttpTask::start(listener, front.clone());
+        let result = run_sessions(&settings, &health, &front, &shutdown).await;
+        http.stop().await;
+        result
+    }
+}
+
+async fn run_sessions(
+    settings: &Settings,
+    health: &Health,
+    front: &Front,
+    shutdown: &CancellationToken,
 ) -> Result<(), AppError> {
     const FIRST_PAUSE: Duration = Duration::from_secs(1);
     const LONGEST_PAUSE: Duration = Duration::from_secs(30);
     let mut pause = FIRST_PAUSE;
     loop {
         let started = std::time::Instant::now();
-        let outcome = match Application::build(settings.clone()).await {
-            Ok(app) => app.run_until_stopped(shutdown.clone()).await,
+        let outcome = match Session::open(settings, health).await {
+            Ok(session) => session.run(shutdown.clone(), health, front).await,
             Err(err) => Err(err),
         };
         match outcome {
@@ -70,7 +133,8 @@ pub async fn serve_until_stopped(
                 if started.elapsed() > LONGEST_PAUSE * 2 {
                     pause = FIRST_PAUSE; // it ran for a while: this is a new outage
                 }
-                tracing::error!(error = %err, retry_in_secs = pause.as_secs(), "astute-bridge lost the broker or the database; starting again");
+                telemetry::restarted(err.cause());
+                tracing::error!(cause = err.cause(), error = %err, retry_in_secs = pause.as_secs(), "astute-bridge starting again");
                 tokio::select! {
                     _ = tokio::time::sleep(pause) => {}
                     _ = shutdown.cancelled() => return Ok(()),
@@ -81,32 +145,116 @@ pub async fn serve_until_stopped(
     }
 }
 
+/// One bridge run on one connection to the broker and one database pool, for tests and tools
+/// that want to hold it (`serve` uses `Server`, which starts sessions again after a loss).
 pub struct Application {
+    health: Health,
+    front: Front,
+    listener: Option<TcpListener>,
+    session: Session,
+}
+
+impl Application {
+    /// Binds the HTTP API (if enabled), opens the database (migrating it if configured),
+    /// connects to the broker and declares the topology.
+    pub async fn build(settings: Settings) -> Result<Application, AppError> {
+        let health = Health::new();
+        let session = Session::open(&settings, &health).await?;
+        telemetry::metrics_handle();
+        Ok(Application {
+            listener: bind_http(&settings).await?,
+            front: Front::new(health.clone()),
+            health,
+            session,
+        })
+    }
+
+    /// The address the HTTP API listens on, if enabled.
+    pub fn http_addr(&self) -> Option<std::net::SocketAddr> {
+        self.listener.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// The database pool (for tests and tools).
+    pub fn db(&self) -> &DatabaseConnection {
+        &self.session.db
+    }
+
+    /// Runs until `shutdown` fires or a part fails (see `Session::run`).
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> Result<(), AppError> {
+        let http = HttpTask::start(self.listener, self.front.clone());
+        let result = self.session.run(shutdown, &self.health, &self.front).await;
+        http.stop().await;
+        result
+    }
+}
+
+async fn bind_http(settings: &Settings) -> Result<Option<TcpListener>, AppError> {
+    if !settings.http.enabled {
+        return Ok(None);
+    }
+    let listener = TcpListener::bind(&settings.http.bind)
+        .await
+        .map_err(|e| AppError::Http(format!("{}: {e}", settings.http.bind)))?;
+    tracing::info!(address = ?listener.local_addr().ok(), "HTTP API listening");
+    Ok(Some(listener))
+}
+
+/// The HTTP front's server task.
+struct HttpTask {
+    stop: CancellationToken,
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl HttpTask {
+    fn start(listener: Option<TcpListener>, front: Front) -> Self {
+        let stop = CancellationToken::new();
+        let task = listener.map(|listener| {
+            tokio::spawn(http::serve(listener, front, stop.clone().cancelled_owned()))
+        });
+        HttpTask { stop, task }
+    }
+
+    async fn stop(self) {
+        self.stop.cancel();
+        if let Some(task) = self.task {
+            match task.await {
+                Ok(Ok(())) => {}
+                Ok(Err(err)) => {
+                    tracing::warn!(error = %err, "the HTTP server stopped with an error")
+                }
+                Err(join) => tracing::warn!(error = %join, "the HTTP server panicked"),
+            }
+        }
+    }
+}
+
+/// What one run of the bridge holds: its database pool and broker connection.
+struct Session {
     settings: Settings,
     db: DatabaseConnection,
     connection: Connection,
     ctx: Context,
-    wake: Arc<Notify>,
     /// Held while this bridge serves a SQLite file.
     _sqlite_lock: Option<std::fs::File>,
-    /// Bound at build, so the address is known (and taken) before the bridge runs.
-    http: Option<tokio::net::TcpListener>,
 }
 
-impl Application {
+impl Session {
     /// Opens the database (migrating it if configured), connects to the broker and declares
-    /// the topology.
-    pub async fn build(settings: Settings) -> Result<Application, AppError> {
+    /// the topology; a failure marks the database or the broker down with why.
+    async fn open(settings: &Settings, health: &Health) -> Result<Session, AppError> {
+        let opened = Self::connect(settings).await;
+        if let Err(err) = &opened {
+            let part = match err {
+                AppError::Broker(_) => Part::Broker,
+                _ => Part::Database,
+            };
+            health.down(part, err.to_string());
+        }
+        opened
+    }
+
+    async fn connect(settings: &Settings) -> Result<Session, AppError> {
         let sqlite_lock = store::single_writer_guard(&settings.database)?;
-        telemetry::metrics_handle();
-        let http = if settings.http.enabled {
-            let listener = tokio::net::TcpListener::bind(&settings.http.bind)
-                .await
-                .map_err(|e| AppError::Http(format!("{}: {e}", settings.http.bind)))?;
-            Some(listener)
-        } else {
-            None
-        };
         let db = store::connect(&settings.database).await?;
         if settings.database.migrate_on_start {
             store::migrate(&db).await?;
@@ -130,44 +278,38 @@ impl Application {
             ),
             master: settings.master.master(),
         };
-        Ok(Application {
-            settings,
+        Ok(Session {
+            settings: settings.clone(),
             db,
             connection,
             ctx,
-            wake: Arc::new(Notify::new()),
             _sqlite_lock: sqlite_lock,
-            http,
         })
     }
 
-    /// The address the HTTP API listens on, if enabled.
-    pub fn http_addr(&self) -> Option<std::net::SocketAddr> {
-        self.http.as_ref().and_then(|l| l.local_addr().ok())
-    }
-
-    /// The database pool (for tests and tools).
-    pub fn db(&self) -> &DatabaseConnection {
-        &self.db
-    }
-
-    /// Runs until `shutdown` fires: then stops consuming, lets in-flight messages finish and
-    /// ack, flushes the outbox and closes the connection. A component failing stops the others
-    /// and is returned: `serve_until_stopped` starts the bridge again, and nothing is lost (acks
-    /// follow commits, and the outbox keeps what was not yet published).
-    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> Result<(), AppError> {
-        let Application {
+    /// Runs every part under one supervisor until `shutdown` fires or a part ends. Then stops
+    /// consuming, lets in-flight messages finish and ack, flushes the outbox and closes the
+    /// connection. A part that ended on its own is returned as the error (naming the part, or
+    /// the broker when the connection is gone), and the caller starts a new session.
+    async fn run(
+        self,
+        shutdown: CancellationToken,
+        health: &Health,
+        front: &Front,
+    ) -> Result<(), AppError> {
+        let Session {
             settings,
             db,
             connection,
             ctx,
-            wake,
             _sqlite_lock,
-            http,
         } = self;
+        let connection = Arc::new(connection);
         let timeout = settings.amqp.timeout();
-        let consumers_stop = shutdown.child_token();
+        let wake = Arc::new(Notify::new());
+        let consumers_stop = CancellationToken::new();
         let relay_stop = CancellationToken::new();
+        let mut parts = Supervisor::new(health.clone());
 
         let relay = Relay::new(
             db.clone(),
@@ -176,35 +318,26 @@ impl Application {
             Duration::from_millis(settings.outbox.poll_interval_ms),
             Arc::clone(&wake),
         );
-        let relay_task = tokio::spawn(relay.run(relay_stop.clone()));
-        let replies = amqp::replies::run(
-            &connection,
-            db.clone(),
-            ctx.clone(),
-            Arc::clone(&wake),
-            consumers_stop.clone(),
-        );
-        let requests = amqp::requests::run(
-            &connection,
-            db.clone(),
-            ctx.clone(),
-            Arc::clone(&wake),
-            consumers_stop.clone(),
-        );
-        let http_task = http.map(|listener| {
-            let addr = listener.local_addr().ok();
-            tracing::info!(address = ?addr, "HTTP API listening");
-            let state = ApiState {
-                db: db.clone(),
-                ctx: ctx.clone(),
-                wake: Arc::clone(&wake),
-                broker: connection.status().clone(),
-            };
-            tokio::spawn(http::serve(
-                listener,
-                state,
-                consumers_stop.clone().cancelled_owned(),
-            ))
+        parts.spawn(Part::Relay, relay.run(relay_stop.clone()));
+        parts.spawn(Part::Replies, {
+            let (connection, db, ctx, wake, stop) = (
+                Arc::clone(&connection),
+                db.clone(),
+                ctx.clone(),
+                Arc::clone(&wake),
+                consumers_stop.clone(),
+            );
+            async move { amqp::replies::run(&connection, db, ctx, wake, stop).await }
+        });
+        parts.spawn(Part::Requests, {
+            let (connection, db, ctx, wake, stop) = (
+                Arc::clone(&connection),
+                db.clone(),
+                ctx.clone(),
+                Arc::clone(&wake),
+                consumers_stop.clone(),
+            );
+            async move { amqp::requests::run(&connection, db, ctx, wake, stop).await }
         });
         let watchdog = Watchdog::new(
             db.clone(),
@@ -213,34 +346,70 @@ impl Application {
             Duration::from_millis(settings.watchdog.check_interval_ms),
             Arc::clone(&wake),
         );
-        let watchdog_task = tokio::spawn(watchdog.run(consumers_stop.clone()));
+        parts.spawn(Part::Watchdog, {
+            let stop = consumers_stop.clone();
+            async move {
+                watchdog.run(stop).await;
+                Ok::<(), std::convert::Infallible>(())
+            }
+        });
+        health.attach(HealthSession {
+            db: db.clone(),
+            broker: connection.status().clone(),
+        });
+        front.open(ApiState {
+            db: db.clone(),
+            ctx: ctx.clone(),
+            wake: Arc::clone(&wake),
+        });
         tracing::info!(fuel_version = %ctx.fuel_version, "astute-bridge is running");
 
-        // Both consumers run here; when either ends (shutdown or failure), stop the other.
-        let (replies_result, requests_result) = tokio::join!(
-            async {
-                let r = replies.await;
-                consumers_stop.cancel();
-                r
-            },
-            async {
-                let r = requests.await;
-                consumers_stop.cancel();
-                r
+        let failure = tokio::select! {
+            _ = shutdown.cancelled() => None,
+            ended = parts.next_end("it ended without being asked to") => ended,
+        };
+        front.close();
+        let failure = failure.map(|ended| {
+            let reason = match ended.result {
+                Ok(()) => "it ended without being asked to".to_string(),
+                Err(reason) => reason,
+            };
+            tracing::error!(part = %ended.part, reason, "a part of the bridge stopped");
+            // When the connection is gone every part fails with it: the broker is the cause.
+            let part = if connection.status().connected() {
+                ended.part
+            } else {
+                Part::Broker
+            };
+            AppError::Component { part, reason }
+        });
+
+        // Consumers and watchdog stop first; the relay flushes what they committed, last.
+        consumers_stop.cancel();
+        let mut stop_error = None;
+        loop {
+            if !(parts.runs(Part::Replies)
+                || parts.runs(Part::Requests)
+                || parts.runs(Part::Watchdog))
+            {
+                relay_stop.cancel();
             }
-        );
-        let _ = watchdog_task.await;
-        if let Some(task) = http_task {
-            match task.await {
-                Ok(Ok(())) => {}
-                Ok(Err(err)) => tracing::warn!(error = %err, "the HTTP API stopped with an error"),
-                Err(join) => tracing::warn!(error = %join, "the HTTP API panicked"),
+            let Some(ended) = parts.next_end("stopped").await else {
+                break;
+            };
+            if let (Err(reason), None) = (ended.result, &stop_error) {
+                stop_error = Some(AppError::Component {
+                    part: ended.part,
+                    reason,
+                });
             }
         }
-        relay_stop.cancel();
-        let relay_result = relay_task
-            .await
-            .map_err(|e| AppError::Component(format!("outbox relay panicked: {e}")))?;
+        health.detach();
+        health.all_down(if shutdown.is_cancelled() {
+            "stopping"
+        } else {
+            "starting again"
+        });
         // Bounded: lapin's close now and then never resolves, and a stopping bridge must not
         // hang on it (everything is acked and flushed by now). It usually answers an error
         // about a channel already closing, which is harmless here.
@@ -258,9 +427,9 @@ impl Application {
             Err(err) => tracing::debug!(error = %err, "closing the broker connection"),
         }
         db.close_by_ref().await.ok();
-        replies_result?;
-        requests_result?;
-        relay_result?;
+        if let Some(err) = failure.or(stop_error) {
+            return Err(err);
+        }
         tracing::info!("astute-bridge stopped");
         Ok(())
     }

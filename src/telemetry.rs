@@ -46,3 +46,9 @@ pub fn outbox_backlog(count: u64) {
 pub fn broker_connected(up: bool) {
     metrics::gauge!("astute_bridge_broker_connected").set(if up { 1.0 } else { 0.0 });
 }
+
+/// The bridge started its session again after `cause` (a part's name, `broker` or `database`)
+/// ended it.
+pub fn restarted(cause: &'static str) {
+    metrics::counter!("astute_bridge_restarts_total", "cause" => cause).increment(1);
+}

@@ -39,9 +39,11 @@ impl Watchdog {
         }
     }
 
-    /// Sweeps every `interval` until `stop`. A failed sweep is logged and tried again later.
+    /// Sweeps every `interval` until `stop` (disabled: only waits for `stop`, so the supervisor
+    /// never takes its end for a failure). A failed sweep is logged and tried again later.
     pub async fn run(self, stop: CancellationToken) {
         if self.silence.is_zero() {
+            stop.cancelled().await;
             return;
         }
         loop {

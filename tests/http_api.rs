@@ -418,7 +418,11 @@ async fn health_readiness_and_metrics(backend: Backend) {
     );
     let (status, ready) = call(&http, Method::GET, format!("{base}/readyz"), None).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(ready, json!({"database": true, "broker": true}));
+    assert_eq!(
+        ready,
+        json!({"ready": true, "database": true, "broker": true, "relay": true,
+               "requests": true, "replies": true, "watchdog": true, "not_ready": {}})
+    );
 
     bridge.ok("list_releases", json!({})).await;
     let metrics = http

@@ -74,12 +74,12 @@ pub async fn run(
         timeout,
     });
     let mut lanes = Vec::with_capacity(names.reply_workers);
-    let mut workers = Vec::with_capacity(names.reply_workers);
+    let mut workers = tokio::task::JoinSet::new();
     for _ in 0..names.reply_workers {
         let (tx, mut rx) = mpsc::channel::<Delivery>(usize::from(names.prefetch));
         let handler = Arc::clone(&handler);
         lanes.push(tx);
-        workers.push(tokio::spawn(async move {
+        workers.spawn(async move {
             let mut memory = LaneMemory::default();
             while let Some(first) = rx.recv().await {
                 // Whatever else already waits in the lane joins this transaction: one commit
@@ -94,10 +94,12 @@ pub async fn run(
                 handler.handle(batch, &mut memory).await?;
             }
             Ok::<(), AmqpError>(())
-        }));
+        });
     }
     tracing::debug!(lanes = names.reply_workers, "reply lanes started");
 
+    // A lane that ends before shutdown (an error, a panic) ends the consumer at once, so the
+    // supervisor sees it now rather than when a later reply happens to hash to that lane.
     let ended = loop {
         tokio::select! {
             next = subscription.next() => match next {
@@ -109,19 +111,15 @@ pub async fn run(
                 }
                 Err(err) => break Err(err),
             },
+            Some(lane) = workers.join_next() => break Err(lane_ended(lane)),
             _ = shutdown.cancelled() => break Ok(()),
         }
     };
     subscription.cancel().await;
     drop(lanes);
     let mut lanes_result = Ok(());
-    for worker in workers {
-        let result = match worker.await {
-            Ok(result) => result,
-            Err(join) => Err(AmqpError::Topology(format!(
-                "a reply lane panicked: {join}"
-            ))),
-        };
+    while let Some(lane) = workers.join_next().await {
+        let result = lane_result(lane);
         if lanes_result.is_ok() {
             lanes_result = result;
         }
@@ -133,6 +131,25 @@ pub async fn run(
     }
     lanes_result?;
     ended
+}
+
+/// A lane's end: its own error, or its panic.
+fn lane_result(
+    joined: Result<Result<(), AmqpError>, tokio::task::JoinError>,
+) -> Result<(), AmqpError> {
+    joined.unwrap_or_else(|join| {
+        Err(AmqpError::Topology(format!(
+            "a reply lane panicked: {join}"
+        )))
+    })
+}
+
+/// Why the consumer stops when a lane ended before shutdown.
+fn lane_ended(joined: Result<Result<(), AmqpError>, tokio::task::JoinError>) -> AmqpError {
+    match lane_result(joined) {
+        Err(err) => AmqpError::Topology(format!("a reply lane stopped: {err}")),
+        Ok(()) => AmqpError::Topology("a reply lane stopped".into()),
+    }
 }
 
 /// The lane of a reply: by task uuid, so one task's replies stay in order.

@@ -1,13 +1,12 @@
-//! Liveness, readiness and metrics.
+//! Liveness, readiness and metrics: answered by the front, whatever state the bridge is in.
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
-use sea_orm::ConnectionTrait;
-use serde_json::json;
+use serde_json::{json, Map, Value};
 
-use super::ApiState;
+use crate::health::Health;
 use crate::store::outbox;
 use crate::telemetry;
 
@@ -16,26 +15,31 @@ pub async fn live() -> impl IntoResponse {
     Json(json!({"status": "ok"}))
 }
 
-/// Ready when the database answers and the broker connection is up.
-pub async fn ready(State(state): State<ApiState>) -> impl IntoResponse {
-    let database = state.db.execute_unprepared("SELECT 1").await.is_ok();
-    let broker = state.broker.connected();
-    let status = if database && broker {
+/// 200 when every part is up and the database and broker answer; else 503 naming each part
+/// that is not, with why.
+pub async fn ready(State(health): State<Health>) -> impl IntoResponse {
+    let readiness = health.readiness().await;
+    let status = if readiness.ready {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    (
-        status,
-        Json(json!({"database": database, "broker": broker})),
-    )
+    let mut body = Map::new();
+    body.insert("ready".into(), Value::Bool(readiness.ready));
+    for (part, up) in &readiness.parts {
+        body.insert(part.as_str().into(), Value::Bool(*up));
+    }
+    body.insert("not_ready".into(), json!(readiness.not_ready));
+    (status, Json(Value::Object(body)))
 }
 
 /// Prometheus text format.
-pub async fn metrics(State(state): State<ApiState>) -> impl IntoResponse {
-    telemetry::broker_connected(state.broker.connected());
-    if let Ok(backlog) = outbox::backlog(&state.db).await {
-        telemetry::outbox_backlog(backlog);
+pub async fn metrics(State(health): State<Health>) -> impl IntoResponse {
+    telemetry::broker_connected(health.broker_connected());
+    if let Some(db) = health.database() {
+        if let Ok(backlog) = outbox::backlog(&db).await {
+            telemetry::outbox_backlog(backlog);
+        }
     }
     let body = telemetry::metrics_handle()
         .map(|h| h.render())

@@ -4,26 +4,25 @@
 
 mod clusters;
 mod error;
+mod front;
 mod health;
 mod notifications;
 mod releases;
 
-use std::future::Future;
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, put};
 use axum::Router;
-use lapin::ConnectionStatus;
 use sea_orm::{DatabaseConnection, DatabaseTransaction};
 use serde_json::Value;
-use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
 use crate::service::{Context, ServiceResult};
 use crate::store;
 
 pub use error::ApiError;
+pub use front::{serve, Front};
 
 /// Largest request body accepted.
 const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -35,7 +34,6 @@ pub struct ApiState {
     pub ctx: Context,
     /// Wakes the outbox relay after a commit that queued messages.
     pub wake: Arc<Notify>,
-    pub broker: ConnectionStatus,
 }
 
 impl ApiState {
@@ -67,7 +65,7 @@ impl ApiState {
     }
 }
 
-/// Every route.
+/// Every route of the API (health, readiness and metrics are the front's, see `front`).
 pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/api/releases/", get(releases::list).post(releases::create))
@@ -92,23 +90,9 @@ pub fn router(state: ApiState) -> Router {
             get(notifications::list).post(notifications::create),
         )
         .route("/api/notifications/{id}/", put(notifications::mark))
-        .route("/healthz", get(health::live))
-        .route("/readyz", get(health::ready))
-        .route("/metrics", get(health::metrics))
         .fallback(error::no_route)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
-}
-
-/// Serves until `stop` resolves, then lets in-flight requests finish.
-pub async fn serve(
-    listener: TcpListener,
-    state: ApiState,
-    stop: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(stop)
-        .await
 }
 
 /// Parses a JSON body into typed args; anything else is `invalid_request`.

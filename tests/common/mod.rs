@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use astute_bridge::app::{serve_until_stopped, AppError, Application};
+use astute_bridge::app::{AppError, Application, Server};
 use astute_bridge::config::Settings;
 
 pub const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
@@ -171,9 +171,6 @@ impl Bridge {
         };
         let mut settings = isolated_settings(&prefix, url.clone());
         settings.outbox.poll_interval_ms = 200;
-        if supervised {
-            settings.http.enabled = false;
-        }
         tweak(&mut settings);
 
         let connection = Connection::connect(&amqp_url(), ConnectionProperties::default())
@@ -188,8 +185,14 @@ impl Bridge {
             astute_bridge::amqp::topology::declare(&channel, &settings.amqp)
                 .await
                 .expect("declare the bridge's topology");
-            let handle = tokio::spawn(serve_until_stopped(settings.clone(), shutdown.clone()));
-            (String::new(), handle)
+            let server = Server::bind(settings.clone())
+                .await
+                .unwrap_or_else(|e| panic!("the bridge's HTTP front did not bind: {e}"));
+            let http = format!(
+                "http://{}",
+                server.http_addr().expect("the HTTP API is enabled")
+            );
+            (http, tokio::spawn(server.run(shutdown.clone())))
         } else {
             let app = Application::build(settings.clone()).await.unwrap_or_else(|e| {
                 panic!("the bridge did not start ({e}); is RabbitMQ running? start it with: {START_RABBITMQ}")
