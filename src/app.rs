@@ -12,7 +12,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::amqp::{self, publisher::Publisher, relay::Relay, topology, within, AmqpError};
+use crate::amqp::{self, relay::Relay, topology, within, AmqpError};
 use crate::config::Settings;
 use crate::health::{Health, Part, Session as HealthSession};
 use crate::http::{self, ApiState, Front};
@@ -311,13 +311,14 @@ impl Session {
         let relay_stop = CancellationToken::new();
         let mut parts = Supervisor::new(health.clone());
 
-        let relay = Relay::new(
+        let relay = Relay::open(
             db.clone(),
-            Publisher::open(&connection, timeout).await?,
-            settings.outbox.batch_size,
-            Duration::from_millis(settings.outbox.poll_interval_ms),
+            Arc::clone(&connection),
+            ctx.clone(),
+            settings.outbox.clone(),
             Arc::clone(&wake),
-        );
+        )
+        .await?;
         parts.spawn(Part::Relay, relay.run(relay_stop.clone()));
         parts.spawn(Part::Replies, {
             let (connection, db, ctx, wake, stop) = (

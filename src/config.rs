@@ -122,6 +122,8 @@ pub struct AmqpSettings {
 pub struct OutboxSettings {
     pub batch_size: u64,
     pub poll_interval_ms: u64,
+    /// Refusals by the broker before a message is set aside (parked).
+    pub max_attempts: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

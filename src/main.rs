@@ -47,6 +47,11 @@ enum Command {
         #[command(subcommand)]
         action: DlqAction,
     },
+    /// Inspect or retry outbox messages the broker refused and the relay set aside.
+    Outbox {
+        #[command(subcommand)]
+        action: OutboxAction,
+    },
     /// Publish one request to the bridge and print its answer, e.g.
     /// `astute-bridge request update_cluster '{"cluster_id": 1, "release_id": 2}'`.
     Request {
@@ -135,6 +140,21 @@ enum DlqAction {
     },
 }
 
+#[derive(Subcommand)]
+enum OutboxAction {
+    /// Print the parked messages with their reasons, as JSON.
+    List {
+        #[arg(long, default_value_t = 20)]
+        limit: u64,
+    },
+    /// Put parked messages back in line (all, or those given with --id), once the cause is
+    /// fixed.
+    Retry {
+        #[arg(long = "id")]
+        ids: Vec<i32>,
+    },
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -159,6 +179,10 @@ async fn main() -> ExitCode {
         Command::Dlq { action } => {
             init_logging(settings.log.format, "warn,lapin=off", true);
             edge(dead_letters(settings, action).await)
+        }
+        Command::Outbox { action } => {
+            init_logging(settings.log.format, "warn", true);
+            edge(parked_messages(settings, action).await)
         }
         Command::Request {
             method,
@@ -365,6 +389,17 @@ async fn dead_letters(settings: Settings, action: DlqAction) -> anyhow::Result<(
         }
     }
     let _ = connection.close(200, "done".into()).await;
+    Ok(())
+}
+
+async fn parked_messages(settings: Settings, action: OutboxAction) -> anyhow::Result<()> {
+    match action {
+        OutboxAction::List { limit } => {
+            let shown = cli::outbox::list(&settings, limit).await?;
+            println!("{}", serde_json::to_string_pretty(&shown)?);
+        }
+        OutboxAction::Retry { ids } => println!("{}", cli::outbox::retry(&settings, &ids).await?),
+    }
     Ok(())
 }
 

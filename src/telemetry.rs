@@ -52,3 +52,13 @@ pub fn broker_connected(up: bool) {
 pub fn restarted(cause: &'static str) {
     metrics::counter!("astute_bridge_restarts_total", "cause" => cause).increment(1);
 }
+
+/// An outbox message was set aside (parked) after the broker refused it.
+pub fn outbox_parked() {
+    metrics::counter!("astute_bridge_outbox_parked_total").increment(1);
+}
+
+/// The number of parked outbox messages, set at scrape time.
+pub fn outbox_parked_now(count: u64) {
+    metrics::gauge!("astute_bridge_outbox_parked").set(count as f64);
+}

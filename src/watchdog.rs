@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::service::replies::{expire_if_silent, running_tasks, ReplyOutcome};
 use crate::service::Context;
-use crate::store;
+use crate::store::{self, outbox};
 
 pub struct Watchdog {
     db: DatabaseConnection,
@@ -66,8 +66,20 @@ impl Watchdog {
             self.silence.as_secs()
         );
         let mut expired = 0;
-        for (uuid, updated_at) in running_tasks(&self.db).await? {
-            if updated_at >= cutoff {
+        let silent: Vec<String> = running_tasks(&self.db)
+            .await?
+            .into_iter()
+            .filter(|(_, updated_at)| *updated_at < cutoff)
+            .map(|(uuid, _)| uuid)
+            .collect();
+        if silent.is_empty() {
+            return Ok(0);
+        }
+        // Astute cannot have heard of a task whose cast still waits in the outbox: its clock
+        // starts when the broker confirms the cast (the relay touches the task then).
+        let waiting = outbox::waiting_casts(&self.db, &self.ctx.amqp.naily_exchange).await?;
+        for uuid in silent {
+            if waiting.contains(&uuid) {
                 continue;
             }
             let txn = store::begin_write(&self.db).await?;

@@ -432,6 +432,10 @@ async fn round_trip_every_table(db: &DatabaseConnection) {
             mandatory: true,
             attempts: 0,
             created_at: at(8),
+            failures: 2,
+            last_error: Some("NOT_FOUND - no exchange 'naily'".into()),
+            next_attempt_at: Some(at(9)),
+            parked_at: None,
         }
     );
 

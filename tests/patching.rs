@@ -1306,7 +1306,72 @@ async fn a_silent_astute_fails_the_task_after_the_watchdog_deadline(backend: Bac
     bridge.stop().await;
 }
 
+/// The watchdog's clock starts when the broker confirms the cast: a cast waiting in the outbox
+/// for a queue does not expire, however long it waits; once out, silence counts from then.
+async fn a_cast_waiting_in_the_outbox_does_not_expire(backend: Backend) {
+    let mut bridge = Bridge::start_with(backend, |s| {
+        s.watchdog.silence_secs = 1;
+        s.watchdog.check_interval_ms = 100;
+    })
+    .await;
+    let (cluster, releases) = load_fixture(&mut bridge, "env-multinode").await;
+    let naily = bridge.settings.amqp.clone();
+    bridge
+        .channel
+        .queue_unbind(
+            naily.naily_queue.as_str().into(),
+            naily.naily_exchange.as_str().into(),
+            naily.naily_routing_key.as_str().into(),
+            FieldTable::default(),
+        )
+        .await
+        .expect("unbind naily");
+    let task = bridge
+        .ok(
+            "update_cluster",
+            json!({"cluster_id": cluster, "release_id": id(&releases, UBUNTU_502)}),
+        )
+        .await;
+    // Relay rounds are 200 ms apart: 15 tries span three times the silence allowed.
+    bridge
+        .rows_until(
+            "SELECT COUNT(*) AS n FROM outbox WHERE attempts >= 15",
+            "the cast tried for 3 s",
+            |n| n == 1,
+        )
+        .await;
+    let waiting = bridge
+        .ok("get_task", json!({"task_uuid": task["uuid"]}))
+        .await;
+    assert_eq!(waiting["status"], "running", "{waiting}");
+
+    bridge
+        .channel
+        .queue_bind(
+            naily.naily_queue.as_str().into(),
+            naily.naily_exchange.as_str().into(),
+            naily.naily_routing_key.as_str().into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .expect("bind naily again");
+    bridge.next_cast().await; // taken, and never answered
+    let failed = bridge
+        .cluster_until(cluster, "upgrade_error by the watchdog", |c| {
+            c["status"] == "upgrade_error"
+        })
+        .await;
+    assert!(
+        text(&failed["latest_task"]["message"])
+            .starts_with("Upgrade has failed. No word from Astute"),
+        "{failed}"
+    );
+    bridge.stop().await;
+}
+
 on_both_backends!(
+    a_cast_waiting_in_the_outbox_does_not_expire,
     a_silent_astute_fails_the_task_after_the_watchdog_deadline,
     an_unroutable_cast_waits_in_the_outbox,
     upgrade_success,

@@ -19,6 +19,8 @@ pub enum Delivery {
     Unroutable,
     /// Nacked or not confirmed: publish it again later.
     Failed,
+    /// The broker closed the channel over this message (published alone to find out).
+    Refused,
 }
 
 /// A channel in confirm mode.
@@ -109,13 +111,13 @@ impl Publisher {
         Ok(classify(confirmation))
     }
 
-    /// Publishes outbox rows and returns each row's fate, in order.
+    /// Publishes outbox rows and returns each row's fate, in order. A channel error (the
+    /// broker closing the channel over one of them) fails that row and every row not yet
+    /// confirmed; only a broker that stops answering is an error.
     pub async fn publish_rows(&self, rows: &[outbox::Model]) -> Result<Vec<Delivery>, AmqpError> {
         let mut pending = Vec::with_capacity(rows.len());
         for row in rows {
-            let props: MessageProperties =
-                serde_json::from_value(row.properties.clone()).unwrap_or_default();
-            let confirm = within(
+            let published = within(
                 self.timeout,
                 "basic.publish",
                 self.channel.basic_publish(
@@ -126,14 +128,18 @@ impl Publisher {
                         ..Default::default()
                     },
                     row.body.as_bytes(),
-                    json_properties(&props),
+                    row_properties(row),
                 ),
             )
-            .await?;
-            pending.push(confirm);
+            .await;
+            match published {
+                Ok(confirm) => pending.push(Some(confirm)),
+                Err(AmqpError::Broker(_)) => break, // the channel is closed: the rest fail
+                Err(other) => return Err(other),
+            }
         }
-        let mut fates = Vec::with_capacity(pending.len());
-        for confirm in pending {
+        let mut fates = Vec::with_capacity(rows.len());
+        for confirm in pending.into_iter().flatten() {
             let fate = match within(self.timeout, "publisher confirm", confirm).await {
                 Ok(confirmation) => classify(confirmation),
                 Err(AmqpError::Broker(_)) => Delivery::Failed,
@@ -141,8 +147,33 @@ impl Publisher {
             };
             fates.push(fate);
         }
+        fates.resize(rows.len(), Delivery::Failed);
         Ok(fates)
     }
+
+    /// Publishes one outbox row alone and waits for its confirm; a channel error is returned
+    /// with the broker's words, so the row that caused it is known.
+    pub async fn publish_row(&self, row: &outbox::Model) -> Result<Delivery, AmqpError> {
+        self.publish_one(
+            &row.exchange,
+            &row.routing_key,
+            row.body.as_bytes(),
+            row_properties(row),
+            row.mandatory,
+        )
+        .await
+    }
+
+    /// Whether the channel is still open.
+    pub fn is_open(&self) -> bool {
+        self.channel.status().connected()
+    }
+}
+
+fn row_properties(row: &outbox::Model) -> BasicProperties {
+    let props: MessageProperties =
+        serde_json::from_value(row.properties.clone()).unwrap_or_default();
+    json_properties(&props)
 }
 
 fn classify(confirmation: lapin::Confirmation) -> Delivery {

@@ -4,16 +4,29 @@
 //! On PostgreSQL a round runs in one transaction that locks its rows `FOR UPDATE SKIP LOCKED`,
 //! so several bridges relay the same table without publishing a row twice at once. SQLite has
 //! one bridge and no row locks: the rows are read, published, then deleted.
+//!
+//! A message the broker refuses never blocks the rest. When the broker closes the channel over
+//! a batch (an exchange deleted, a message over its size limit), the relay opens a new channel,
+//! declares the topology again, and publishes the failed rows one at a time: those that go out
+//! go out, and the one the broker refuses again is paused with a growing pause, then parked
+//! with its reason after `outbox.max_attempts` refusals. A message over
+//! `amqp.max_message_bytes` is parked at once. A parked cast fails its task, as an `error`
+//! reply would, so the environment can be rolled back or updated again.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use sea_orm::{DatabaseConnection, DbBackend, TransactionTrait};
+use chrono::Utc;
+use lapin::Connection;
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, TransactionTrait};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::publisher::{Delivery, Publisher};
-use super::AmqpError;
+use super::{topology, within, AmqpError};
+use crate::config::OutboxSettings;
+use crate::service::replies::{casts_delivered, fail_running_task};
+use crate::service::Context;
 use crate::store::{self, entity::outbox as row, outbox};
 use crate::telemetry;
 
@@ -23,39 +36,64 @@ pub struct Round {
     pub published: usize,
     pub unroutable: usize,
     pub failed: usize,
+    /// Rows the broker refused this round (paused or parked).
+    pub refused: usize,
+}
+
+/// Longest pause between two attempts at a refused message.
+const LONGEST_PAUSE: Duration = Duration::from_secs(60);
+
+/// The fate of each row of a round, to write down.
+#[derive(Default)]
+struct Fates {
+    round: Round,
+    /// Published (or unroutable and not mandatory): deleted.
+    done: Vec<i32>,
+    /// Casts among `done`: their tasks' silence starts now.
+    delivered_casts: Vec<String>,
+    /// Mandatory and unroutable: kept, and retried.
+    unroutable: Vec<i32>,
+    /// Refused by the broker, or too large: (row, reason).
+    refused: Vec<(row::Model, String)>,
 }
 
 pub struct Relay {
     db: DatabaseConnection,
+    connection: Arc<Connection>,
     publisher: Publisher,
-    batch_size: u64,
-    poll_interval: Duration,
+    ctx: Context,
+    settings: OutboxSettings,
     wake: Arc<Notify>,
 }
 
 impl Relay {
-    pub fn new(
+    /// Opens the relay's channel on `connection`.
+    pub async fn open(
         db: DatabaseConnection,
-        publisher: Publisher,
-        batch_size: u64,
-        poll_interval: Duration,
+        connection: Arc<Connection>,
+        ctx: Context,
+        settings: OutboxSettings,
         wake: Arc<Notify>,
-    ) -> Self {
-        Relay {
+    ) -> Result<Self, AmqpError> {
+        let publisher = Publisher::open(&connection, ctx.amqp.timeout()).await?;
+        Ok(Relay {
             db,
+            connection,
             publisher,
-            batch_size,
-            poll_interval,
+            ctx,
+            settings,
             wake,
-        }
+        })
     }
 
     /// Relays until `shutdown`, then flushes what is left and returns.
-    pub async fn run(self, shutdown: CancellationToken) -> Result<(), AmqpError> {
+    pub async fn run(mut self, shutdown: CancellationToken) -> Result<(), AmqpError> {
+        let batch = self.settings.batch_size as usize;
+        let poll = Duration::from_millis(self.settings.poll_interval_ms);
         loop {
             match self.round().await {
                 // A full batch went out: there is probably more.
-                Ok(round) if round.published == self.batch_size as usize => continue,
+                Ok(round) if round.published + round.refused == batch => continue,
                 Ok(_) => {}
                 // The rows stay in the outbox; the next round tries again. Only a broker
                 // failure stops the relay (and restarts the bridge).
@@ -66,78 +104,217 @@ impl Relay {
             }
             tokio::select! {
                 _ = self.wake.notified() => {}
-                _ = tokio::time::sleep(self.poll_interval) => {}
+                _ = tokio::time::sleep(poll) => {}
                 _ = shutdown.cancelled() => break,
             }
         }
         // Whatever committed before the consumers stopped goes out before we exit.
-        while self.round().await?.published == self.batch_size as usize {}
+        loop {
+            let round = self.round().await?;
+            if round.published + round.refused < batch {
+                break;
+            }
+        }
         self.publisher.close().await;
         Ok(())
     }
 
     /// Publishes one batch.
-    pub async fn round(&self) -> Result<Round, AmqpError> {
+    pub async fn round(&mut self) -> Result<Round, AmqpError> {
+        let limit = self.settings.batch_size;
         if self.db.get_database_backend() == DbBackend::Postgres {
             let txn = self.db.begin().await?;
-            let rows = outbox::oldest(&txn, self.batch_size, true).await?;
-            let (round, done, unroutable) = self.publish(&rows).await?;
-            outbox::remove(&txn, &done).await?;
-            outbox::count_attempt(&txn, &unroutable).await?;
+            let rows = outbox::oldest(&txn, limit, true).await?;
+            let fates = self.publish(rows).await?;
+            self.write_down(&txn, &fates).await?;
             txn.commit().await?;
-            Ok(round)
+            Ok(fates.round)
         } else {
-            let rows = outbox::oldest(&self.db, self.batch_size, false).await?;
+            let rows = outbox::oldest(&self.db, limit, false).await?;
             if rows.is_empty() {
                 return Ok(Round::default());
             }
-            let (round, done, unroutable) = self.publish(&rows).await?;
+            let fates = self.publish(rows).await?;
             let txn = store::begin_write(&self.db).await?;
-            outbox::remove(&txn, &done).await?;
-            outbox::count_attempt(&txn, &unroutable).await?;
+            self.write_down(&txn, &fates).await?;
             txn.commit().await?;
-            Ok(round)
+            Ok(fates.round)
         }
     }
 
-    /// Publishes rows; returns the round, the ids to delete and the ids to keep for later.
-    async fn publish(&self, rows: &[row::Model]) -> Result<(Round, Vec<i32>, Vec<i32>), AmqpError> {
-        let mut round = Round::default();
-        let mut done = Vec::new();
-        let mut keep = Vec::new();
-        if rows.is_empty() {
-            return Ok((round, done, keep));
-        }
-        let fates = self.publisher.publish_rows(rows).await?;
-        for (row, fate) in rows.iter().zip(fates) {
-            match fate {
-                Delivery::Confirmed => {
-                    round.published += 1;
-                    done.push(row.id);
-                }
-                Delivery::Unroutable if !row.mandatory => {
-                    round.published += 1;
-                    done.push(row.id);
-                }
-                Delivery::Unroutable => {
-                    round.unroutable += 1;
-                    keep.push(row.id);
-                    // Said at attempts 1, 2, 4, 8…: visible, without a line every round.
-                    if !(row.attempts.unsigned_abs() + 1).is_power_of_two() {
-                        continue;
-                    }
-                    tracing::warn!(
-                        message_id = row.properties.get("message_id").and_then(|v| v.as_str()).unwrap_or(""),
-                        exchange = %row.exchange,
-                        routing_key = %row.routing_key,
-                        attempts = row.attempts + 1,
-                        "no queue is bound for this message; it stays in the outbox and is retried"
-                    );
-                }
-                Delivery::Failed => round.failed += 1,
+    /// Deletes what went out, counts what waits for a queue, pauses or parks what the broker
+    /// refused (failing the task of a parked cast).
+    async fn write_down<C: ConnectionTrait>(
+        &self,
+        txn: &C,
+        fates: &Fates,
+    ) -> Result<(), AmqpError> {
+        outbox::remove(txn, &fates.done).await?;
+        outbox::count_attempt(txn, &fates.unroutable).await?;
+        casts_delivered(txn, &fates.delivered_casts).await?;
+        for (row, reason) in &fates.refused {
+            let failures = row.failures + 1;
+            let parked = failures >= self.settings.max_attempts as i32 || is_too_large(reason);
+            let retry_at = (!parked).then(|| Utc::now() + pause_after(failures));
+            outbox::record_refusal(txn, row.id, failures, reason, retry_at).await?;
+            let message_id = message_id_of(row);
+            if !parked {
+                tracing::warn!(message_id, exchange = %row.exchange, routing_key = %row.routing_key, failures, reason, "the broker refused a message; it is retried later");
+                continue;
+            }
+            tracing::error!(message_id, exchange = %row.exchange, routing_key = %row.routing_key, failures, reason, "message set aside (parked): see `astute-bridge outbox list`");
+            telemetry::outbox_parked();
+            if self.is_cast(row) {
+                let why =
+                    format!("Its deploy cast could not be published and was set aside: {reason}");
+                fail_running_task(txn, &self.ctx, message_id, &why).await?;
             }
         }
-        telemetry::published(round.published);
-        Ok((round, done, keep))
+        Ok(())
+    }
+
+    fn is_cast(&self, row: &row::Model) -> bool {
+        row.mandatory && row.exchange == self.ctx.amqp.naily_exchange
+    }
+
+    /// Publishes rows and says what became of each.
+    async fn publish(&mut self, rows: Vec<row::Model>) -> Result<Fates, AmqpError> {
+        let mut fates = Fates::default();
+        let limit = self.ctx.amqp.max_message_bytes;
+        let (rows, too_large): (Vec<_>, Vec<_>) =
+            rows.into_iter().partition(|r| r.body.len() <= limit);
+        for row in too_large {
+            let reason = too_large_reason(row.body.len(), limit);
+            fates.refused.push((row, reason));
+        }
+        if rows.is_empty() {
+            fates.round.refused = fates.refused.len();
+            return Ok(fates);
+        }
+        let mut delivered = self.publisher.publish_rows(&rows).await?;
+        if delivered.contains(&Delivery::Failed) && !self.publisher.is_open() {
+            // The broker closed the channel over one of them: find which, alone.
+            self.reopen().await?;
+            for (row, fate) in rows.iter().zip(delivered.iter_mut()) {
+                if *fate != Delivery::Failed {
+                    continue;
+                }
+                match self.publisher.publish_row(row).await {
+                    Ok(alone) => *fate = alone,
+                    Err(AmqpError::Broker(err)) if self.connection.status().connected() => {
+                        fates.refused.push((row.clone(), err.to_string()));
+                        *fate = Delivery::Refused;
+                        self.reopen().await?;
+                    }
+                    Err(other) => return Err(other),
+                }
+            }
+        }
+        for (row, fate) in rows.iter().zip(delivered) {
+            match fate {
+                Delivery::Confirmed => {
+                    fates.round.published += 1;
+                    fates.done.push(row.id);
+                    if self.is_cast(row) {
+                        fates.delivered_casts.push(message_id_of(row).to_string());
+                    }
+                }
+                Delivery::Unroutable if !row.mandatory => {
+                    fates.round.published += 1;
+                    fates.done.push(row.id);
+                }
+                Delivery::Unroutable => {
+                    fates.round.unroutable += 1;
+                    fates.unroutable.push(row.id);
+                    // Said at attempts 1, 2, 4, 8…: visible, without a line every round.
+                    if (row.attempts.unsigned_abs() + 1).is_power_of_two() {
+                        tracing::warn!(
+                            message_id = message_id_of(row),
+                            exchange = %row.exchange,
+                            routing_key = %row.routing_key,
+                            attempts = row.attempts + 1,
+                            "no queue is bound for this message; it stays in the outbox and is retried"
+                        );
+                    }
+                }
+                Delivery::Failed => fates.round.failed += 1,
+                Delivery::Refused => {}
+            }
+        }
+        fates.round.refused = fates.refused.len();
+        telemetry::published(fates.round.published);
+        Ok(fates)
+    }
+
+    /// A new channel after the broker closed ours, with the topology declared again (an
+    /// exchange deleted under the bridge comes back here). Fails only when the connection is
+    /// gone, which the supervisor handles by starting the bridge again.
+    async fn reopen(&mut self) -> Result<(), AmqpError> {
+        let timeout = self.ctx.amqp.timeout();
+        let channel = within(timeout, "channel.open", self.connection.create_channel()).await?;
+        match topology::declare(&channel, &self.ctx.amqp).await {
+            Ok(()) => {
+                let _ = within(
+                    timeout,
+                    "channel.close",
+                    channel.close(200, "declared".into()),
+                )
+                .await;
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "the relay could not declare the topology again")
+            }
+        }
+        self.publisher = Publisher::open(&self.connection, timeout).await?;
+        Ok(())
+    }
+}
+
+/// The pause after the `failures`-th refusal: 1 s, 2 s, 4 s … up to a minute.
+fn pause_after(failures: i32) -> chrono::Duration {
+    let exponent = failures.clamp(1, 16) as u32 - 1;
+    let pause = Duration::from_secs(1u64 << exponent).min(LONGEST_PAUSE);
+    chrono::Duration::from_std(pause).unwrap_or(chrono::Duration::MAX)
+}
+
+const TOO_LARGE: &str = "over amqp.max_message_bytes";
+
+fn too_large_reason(size: usize, limit: usize) -> String {
+    format!("the message is {size} bytes, {TOO_LARGE} ({limit} bytes)")
+}
+
+/// A message over our own limit is refused at every attempt: parked at once.
+fn is_too_large(reason: &str) -> bool {
+    reason.contains(TOO_LARGE)
+}
+
+fn message_id_of(row: &row::Model) -> &str {
+    row.properties
+        .get("message_id")
+        .and_then(|v| v.as_str())
+        .unwrap_or("")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pauses_double_up_to_a_minute() {
+        let secs: Vec<i64> = (1..=8).map(|f| pause_after(f).num_seconds()).collect();
+        assert_eq!(secs, vec![1, 2, 4, 8, 16, 32, 60, 60]);
+        assert_eq!(pause_after(0).num_seconds(), 1);
+        assert_eq!(pause_after(i32::MAX).num_seconds(), 60);
+    }
+
+    #[test]
+    fn a_message_over_the_limit_is_parked_at_once() {
+        let reason = too_large_reason(20, 10);
+        assert_eq!(
+            reason,
+            "the message is 20 bytes, over amqp.max_message_bytes (10 bytes)"
+        );
+        assert!(is_too_large(&reason));
+        assert!(!is_too_large("NOT_FOUND - no exchange 'notifications'"));
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod commands;
 pub mod demo;
+pub mod outbox;
 pub mod table;
 pub mod watch;
 

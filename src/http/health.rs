@@ -40,6 +40,9 @@ pub async fn metrics(State(health): State<Health>) -> impl IntoResponse {
         if let Ok(backlog) = outbox::backlog(&db).await {
             telemetry::outbox_backlog(backlog);
         }
+        if let Ok(parked) = outbox::parked_count(&db).await {
+            telemetry::outbox_parked_now(parked);
+        }
     }
     let body = telemetry::metrics_handle()
         .map(|h| h.render())

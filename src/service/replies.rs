@@ -65,6 +65,46 @@ pub async fn expire_if_silent<C: ConnectionTrait>(
     apply_to_locked(db, ctx, &task, &cluster, &give_up).await
 }
 
+/// Ends a running task as failed with `reason`, as an `error` reply would: used when its cast
+/// can never reach Astute (the broker refused it and it was set aside).
+pub async fn fail_running_task<C: ConnectionTrait>(
+    db: &C,
+    ctx: &Context,
+    task_uuid: &str,
+    reason: &str,
+) -> Result<ReplyOutcome, DbErr> {
+    let Some((task, cluster)) = lock_task(db, task_uuid).await? else {
+        return Ok(ReplyOutcome::UnknownTask);
+    };
+    if task.status != TaskStatus::Running.as_str() {
+        return Ok(ReplyOutcome::Unchanged);
+    }
+    let give_up = DeployReply {
+        status: Some(TaskStatus::Error.as_str().into()),
+        error: Some(reason.into()),
+        ..Default::default()
+    };
+    apply_to_locked(db, ctx, &task, &cluster, &give_up).await
+}
+
+/// The cast of these running tasks reached the broker now: the watchdog's silence counts from
+/// here, not from when the task was created (a cast may wait in the outbox for a queue).
+pub async fn casts_delivered<C: ConnectionTrait>(
+    db: &C,
+    task_uuids: &[String],
+) -> Result<(), DbErr> {
+    if task_uuids.is_empty() {
+        return Ok(());
+    }
+    task::Entity::update_many()
+        .col_expr(task::Column::UpdatedAt, Expr::value(Utc::now()))
+        .filter(task::Column::Uuid.is_in(task_uuids.iter().map(String::as_str)))
+        .filter(task::Column::Status.eq(TaskStatus::Running.as_str()))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
 /// The uuids and last changes of every running task (few: at most one per cluster).
 pub async fn running_tasks<C: ConnectionTrait>(
     db: &C,

@@ -3,11 +3,15 @@
 //! A crash between commit and publish loses nothing (the row is still there); a crash between
 //! publish and delete publishes the row again, so delivery is at-least-once.
 
-use chrono::Utc;
-use sea_orm::sea_query::ExprTrait;
+use std::collections::HashSet;
+
+use chrono::{DateTime, Utc};
+use sea_orm::prelude::Json;
+use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
-    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
 };
 use serde::{Deserialize, Serialize};
 
@@ -47,20 +51,31 @@ pub async fn enqueue<C: ConnectionTrait>(db: &C, message: OutgoingMessage) -> Re
         mandatory: Set(message.mandatory),
         attempts: Set(0),
         created_at: Set(Utc::now()),
+        failures: Set(0),
+        last_error: Set(None),
+        next_attempt_at: Set(None),
+        parked_at: Set(None),
     })
     .exec_without_returning(db)
     .await?;
     Ok(())
 }
 
-/// The oldest `limit` rows. With `skip_locked` (PostgreSQL, inside a transaction) the rows are
-/// locked so another bridge's relay skips them.
+/// The oldest `limit` rows due for publishing (not parked, not pausing after a refusal). With
+/// `skip_locked` (PostgreSQL, inside a transaction) the rows are locked so another bridge's
+/// relay skips them.
 pub async fn oldest<C: ConnectionTrait>(
     db: &C,
     limit: u64,
     skip_locked: bool,
 ) -> Result<Vec<outbox::Model>, DbErr> {
     let mut query = outbox::Entity::find()
+        .filter(outbox::Column::ParkedAt.is_null())
+        .filter(
+            Condition::any()
+                .add(outbox::Column::NextAttemptAt.is_null())
+                .add(outbox::Column::NextAttemptAt.lte(Utc::now())),
+        )
         .order_by_asc(outbox::Column::Id)
         .limit(limit);
     if skip_locked {
@@ -101,8 +116,90 @@ pub async fn count_attempt<C: ConnectionTrait>(db: &C, ids: &[i32]) -> Result<()
     Ok(())
 }
 
-/// How many messages wait to be published (for readiness and metrics).
+/// Records that the broker refused a row: it pauses until `retry_at`, or is parked when
+/// `retry_at` is `None`.
+pub async fn record_refusal<C: ConnectionTrait>(
+    db: &C,
+    id: i32,
+    failures: i32,
+    reason: &str,
+    retry_at: Option<DateTime<Utc>>,
+) -> Result<(), DbErr> {
+    let parked_at = retry_at.is_none().then(Utc::now);
+    outbox::Entity::update_many()
+        .col_expr(outbox::Column::Failures, Expr::value(failures))
+        .col_expr(outbox::Column::LastError, Expr::value(reason))
+        .col_expr(outbox::Column::NextAttemptAt, Expr::value(retry_at))
+        .col_expr(outbox::Column::ParkedAt, Expr::value(parked_at))
+        .filter(outbox::Column::Id.eq(id))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// Parked rows, oldest first (for `astute-bridge outbox list`).
+pub async fn parked<C: ConnectionTrait>(db: &C, limit: u64) -> Result<Vec<outbox::Model>, DbErr> {
+    outbox::Entity::find()
+        .filter(outbox::Column::ParkedAt.is_not_null())
+        .order_by_asc(outbox::Column::Id)
+        .limit(limit)
+        .all(db)
+        .await
+}
+
+/// Puts parked rows back in line, with their refusals forgotten; returns how many.
+pub async fn unpark<C: ConnectionTrait>(db: &C, ids: &[i32]) -> Result<u64, DbErr> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    let done = outbox::Entity::update_many()
+        .col_expr(outbox::Column::Failures, Expr::value(0))
+        .col_expr(
+            outbox::Column::NextAttemptAt,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .col_expr(
+            outbox::Column::ParkedAt,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .filter(outbox::Column::Id.is_in(ids.iter().copied()))
+        .filter(outbox::Column::ParkedAt.is_not_null())
+        .exec(db)
+        .await?;
+    Ok(done.rows_affected)
+}
+
+/// The message ids of the casts still waiting in the outbox (published or parked not yet).
+pub async fn waiting_casts<C: ConnectionTrait>(
+    db: &C,
+    exchange: &str,
+) -> Result<HashSet<String>, DbErr> {
+    let rows: Vec<Json> = outbox::Entity::find()
+        .select_only()
+        .column(outbox::Column::Properties)
+        .filter(outbox::Column::Exchange.eq(exchange))
+        .filter(outbox::Column::Mandatory.eq(true))
+        .into_tuple()
+        .all(db)
+        .await?;
+    Ok(rows
+        .iter()
+        .filter_map(|p| p.get("message_id").and_then(|v| v.as_str()))
+        .map(str::to_string)
+        .collect())
+}
+
+/// How many messages wait to be published, parked ones included (for metrics).
 pub async fn backlog<C: ConnectionTrait>(db: &C) -> Result<u64, DbErr> {
     use sea_orm::PaginatorTrait;
     outbox::Entity::find().count(db).await
+}
+
+/// How many messages are parked (for metrics).
+pub async fn parked_count<C: ConnectionTrait>(db: &C) -> Result<u64, DbErr> {
+    use sea_orm::PaginatorTrait;
+    outbox::Entity::find()
+        .filter(outbox::Column::ParkedAt.is_not_null())
+        .count(db)
+        .await
 }

@@ -16,8 +16,18 @@ pub struct Model {
     #[sea_orm(column_type = "Json")]
     pub properties: Json,
     pub mandatory: bool,
+    /// Rounds in which no queue took this mandatory message (it waits for one).
     pub attempts: i32,
     pub created_at: DateTimeUtc,
+    /// Times the broker refused the message (a channel error tied to it).
+    pub failures: i32,
+    /// The broker's words at the last refusal, or why it was set aside.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub last_error: Option<String>,
+    /// Not published again before this time.
+    pub next_attempt_at: Option<DateTimeUtc>,
+    /// Set aside: published again only when an operator retries it.
+    pub parked_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
