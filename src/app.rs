@@ -16,6 +16,7 @@ use crate::amqp::{self, relay::Relay, topology, within, AmqpError};
 use crate::config::Settings;
 use crate::health::{Health, Part, Session as HealthSession};
 use crate::http::{self, ApiState, Front};
+use crate::retention::Retention;
 use crate::service::Context;
 use crate::store;
 use crate::supervisor::Supervisor;
@@ -347,10 +348,11 @@ impl Session {
             Duration::from_millis(settings.watchdog.check_interval_ms),
             Arc::clone(&wake),
         );
+        let retention = Retention::new(db.clone(), settings.retention.clone());
         parts.spawn(Part::Watchdog, {
             let stop = consumers_stop.clone();
             async move {
-                watchdog.run(stop).await;
+                tokio::join!(watchdog.run(stop.clone()), retention.run(stop));
                 Ok::<(), std::convert::Infallible>(())
             }
         });

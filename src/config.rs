@@ -21,8 +21,18 @@ pub struct Settings {
     pub outbox: OutboxSettings,
     pub http: HttpSettings,
     pub watchdog: WatchdogSettings,
+    pub retention: RetentionSettings,
     pub log: LogSettings,
     pub master: MasterSettings,
+}
+
+/// How long records that only grow are kept (0 keeps them forever).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionSettings {
+    pub processed_requests_days: u32,
+    pub task_cache_days: u32,
+    pub interval_secs: u64,
 }
 
 /// The master node that serves the default package repositories and Puppet sources, for

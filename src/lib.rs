@@ -10,6 +10,7 @@ pub mod config;
 pub mod core;
 pub mod health;
 pub mod http;
+pub mod retention;
 pub mod service;
 pub mod simulator;
 pub mod store;
