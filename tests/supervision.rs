@@ -6,7 +6,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Backend, Bridge, PATIENCE};
+use common::proxy::{through, upstream_of, Proxy};
+use common::{amqp_url, Backend, Bridge, PATIENCE};
 use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
 use reqwest::{Client, StatusCode};
 use serde_json::{json, Value};
@@ -124,7 +125,66 @@ async fn a_deleted_notifications_exchange_stops_nothing(backend: Backend) {
     bridge.stop().await;
 }
 
+/// The broker lost under a running bridge: the front keeps answering, `/readyz` says the
+/// broker is not ready until it is back, then the bridge serves again.
+async fn a_lost_broker_is_named_by_readiness(backend: Backend) {
+    let broker = Proxy::start(&upstream_of(&amqp_url(), 5672)).await;
+    let mut bridge =
+        Bridge::start_supervised(backend, |s| s.amqp.url = through(&s.amqp.url, &broker)).await;
+    let http = Client::new();
+    let base = bridge.http.clone();
+    readiness_until(&http, &base, "ready at start", |s, _| s == StatusCode::OK).await;
+
+    broker.refuse();
+    broker.cut();
+    let down = readiness_until(&http, &base, "the broker not ready", |s, body| {
+        s == StatusCode::SERVICE_UNAVAILABLE && body["broker"] == json!(false)
+    })
+    .await;
+    assert!(
+        down["not_ready"]["broker"].is_string(),
+        "readiness says why: {down}"
+    );
+    let live = http
+        .get(format!("{base}/healthz"))
+        .send()
+        .await
+        .expect("/healthz answers without a broker");
+    assert_eq!(live.status(), StatusCode::OK);
+    // Between sessions the API answers 503 with the contract's error body.
+    let deadline = Instant::now() + PATIENCE;
+    let body = loop {
+        let api = http
+            .get(format!("{base}/api/releases/"))
+            .send()
+            .await
+            .expect("the API answers without a broker");
+        if api.status() == StatusCode::SERVICE_UNAVAILABLE {
+            break api.json::<Value>().await.expect("a JSON error");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the API never said it is starting again"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    assert_eq!(body["error"]["code"], "internal", "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("broker"),
+        "{body}"
+    );
+
+    broker.accept();
+    readiness_until(&http, &base, "ready again", |s, _| s == StatusCode::OK).await;
+    bridge.ok("list_releases", json!({})).await;
+    bridge.stop().await;
+}
+
 on_both_backends!(
+    a_lost_broker_is_named_by_readiness,
     a_dead_consumer_is_named_and_the_bridge_heals,
     a_deleted_notifications_exchange_stops_nothing,
 );
