@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Starts the local RabbitMQ and PostgreSQL if they are not running (sourced by the other scripts).
-# Usage: ensure_rabbitmq; ensure_postgres
+# Usage: ensure_rabbitmq; ensure_postgres; ensure_chromium
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
@@ -19,4 +19,16 @@ ensure_postgres() {
   for _ in $(seq 1 120); do port_open 5432 && return 0; sleep 0.5; done
   echo "PostgreSQL did not open port 5432" >&2
   return 1
+}
+
+# The page's browser test drives Debian's Chromium through chromedriver.
+ensure_chromium() {
+  if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then return 0; fi
+  if [ "$(id -u)" != 0 ]; then
+    echo "Chromium is missing for the page's browser test: sudo apt-get install chromium chromium-driver" >&2
+    return 1
+  fi
+  echo "installing Chromium for the page's browser test (apt-get install chromium chromium-driver)"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
 }

@@ -1,5 +1,5 @@
-//! The HTTP front: one server for the life of the process. `/healthz`, `/readyz` and
-//! `/metrics` always answer; every other path goes to the API of the running session, or is
+//! The HTTP front: one server for the life of the process. `/healthz`, `/readyz`, `/metrics`
+//! and the operators' page (`/`) always answer; every other path goes to the API of the running session, or is
 //! answered 503 while the bridge starts again (after losing its broker, its database or a part).
 
 use std::future::Future;
@@ -14,7 +14,7 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tower::ServiceExt;
 
-use super::{health, router, ApiState};
+use super::{health, page, router, ApiState};
 use crate::health::Health;
 
 /// What the server forwards to.
@@ -57,6 +57,9 @@ impl Front {
             .route("/healthz", get(health::live))
             .route("/readyz", get(health::ready))
             .route("/metrics", get(health::metrics))
+            .route("/", get(page::index))
+            .route("/assets/app.js", get(page::script))
+            .route("/assets/style.css", get(page::style))
             .with_state(health_state)
             .fallback(forward)
             .with_state(self)

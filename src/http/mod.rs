@@ -7,6 +7,7 @@ mod error;
 mod front;
 mod health;
 mod notifications;
+mod page;
 mod releases;
 
 use std::sync::Arc;
