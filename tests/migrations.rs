@@ -365,7 +365,6 @@ async fn round_trip_every_table(db: &DatabaseConnection) {
         message: None,
         from_release_id: Some(release.id),
         to_release_id: Some(target.id),
-        cache: Some(json!({"args": {"task_uuid": "x"}})),
         created_at: at(5),
         updated_at: at(6),
     };
@@ -375,7 +374,6 @@ async fn round_trip_every_table(db: &DatabaseConnection) {
         uuid: uuid::Uuid::new_v4().to_string(),
         cluster_id,
         status: status.into(),
-        cache: None,
         message: Some("done".into()),
         ..running.clone()
     };

@@ -14,7 +14,6 @@ use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
     QueryFilter, TransactionTrait, TryInsertResult,
 };
-use serde_json::Value;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -158,12 +157,19 @@ async fn execute(
         Err(refusal) => Err(refusal),
         Ok(req) => {
             // A savepoint: a refused operation leaves nothing behind, but its answer and its
-            // idempotency record still commit.
+            // idempotency record still commit. An answer over the broker's limit refuses the
+            // operation too (`message_too_large`), so that nothing changed when it is answered.
             let savepoint = txn.begin().await?;
-            match dispatch(&savepoint, ctx, &req.method, req.args).await {
-                Ok(value) => {
+            let outcome = dispatch(&savepoint, ctx, &req.method, req.args)
+                .await
+                .and_then(|answer| {
+                    request::ok_response(&answer, ctx.amqp.max_message_bytes)
+                        .map_err(ServiceError::from)
+                });
+            match outcome {
+                Ok(response) => {
                     savepoint.commit().await?;
-                    Ok(value)
+                    Ok(response)
                 }
                 Err(ServiceError::Refused(refusal)) => {
                     savepoint.rollback().await?;
@@ -179,12 +185,16 @@ async fn execute(
             tracing::info!(code = %refusal.code, reason = %refusal.message, "request refused")
         }
     }
-    let response = request::response(&result);
+    let refused = result.is_err();
+    let response = match result {
+        Ok(response) => response,
+        Err(refusal) => request::error_response(&refusal),
+    };
     if let Some(message_id) = &envelope.message_id {
         processed_request::Entity::update_many()
             .col_expr(
                 processed_request::Column::Response,
-                Expr::value(response.to_string()),
+                Expr::value(response.clone()),
             )
             .filter(processed_request::Column::MessageId.eq(message_id.as_str()))
             .exec(&txn)
@@ -192,7 +202,7 @@ async fn execute(
     }
     answer(&txn, envelope, response).await?;
     txn.commit().await?;
-    Ok(result.is_err())
+    Ok(refused)
 }
 
 /// Records `message_id` as executed. Returns the first answer if it already was. The record is
@@ -201,7 +211,7 @@ async fn claim<C: ConnectionTrait>(
     db: &C,
     message_id: &str,
     method: &str,
-) -> Result<Option<Value>, DbErr> {
+) -> Result<Option<String>, DbErr> {
     let inserted = processed_request::Entity::insert(processed_request::ActiveModel {
         message_id: Set(message_id.to_string()),
         method: Set(method.chars().take(64).collect()),
@@ -219,12 +229,12 @@ async fn claim<C: ConnectionTrait>(
         .await?;
     let response = saved
         .and_then(|row| row.response)
-        .and_then(|text| serde_json::from_str(&text).ok())
+        .filter(|text| serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok())
         .unwrap_or_else(|| {
-            request::response(&Err(Refusal::new(
+            request::error_response(&Refusal::new(
                 crate::core::refusal::ErrorCode::Internal,
                 "the first execution left no answer",
-            )))
+            ))
         });
     Ok(Some(response))
 }
@@ -233,7 +243,7 @@ async fn claim<C: ConnectionTrait>(
 async fn answer<C: ConnectionTrait>(
     db: &C,
     envelope: &Envelope,
-    response: Value,
+    response: String,
 ) -> Result<(), DbErr> {
     let Some(reply_to) = &envelope.reply_to else {
         return Ok(());
@@ -243,7 +253,7 @@ async fn answer<C: ConnectionTrait>(
         OutgoingMessage {
             exchange: String::new(),
             routing_key: reply_to.clone(),
-            body: response.to_string(),
+            body: response,
             properties: MessageProperties {
                 correlation_id: envelope.correlation_id.clone(),
                 message_id: Some(uuid::Uuid::new_v4().to_string()),

@@ -3,8 +3,12 @@
 
 use std::collections::BTreeSet;
 
-use serde_json::{json, Map, Value};
+use serde::ser::{SerializeMap, SerializeSeq, Serializer};
+use serde::Serialize;
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
 
+use super::compact;
 use super::enums::{ClusterMode, OperatingSystem};
 
 /// The cluster being deployed.
@@ -83,31 +87,213 @@ const HA_PATCHING_ORDER: &[&str] = &[
 /// gets its own and the nodes are patched strictly one by one.
 const PRIORITY_STEP: u64 = 100;
 
-/// The `deploy` cast for `plan`, exactly as Astute expects it (contract section 3).
-pub fn deploy_message(plan: &DeployPlan) -> Value {
-    json!({
-        "api_version": "1",
-        "method": "deploy",
-        "respond_to": "deploy_resp",
-        "args": {
-            "task_uuid": plan.task_uuid,
-            "deployment_info": deployment_info(plan),
-        },
-    })
+/// Why a cast was not built.
+#[derive(Debug, thiserror::Error)]
+pub enum CastError {
+    /// The cast would exceed the largest message the broker takes.
+    #[error("the deploy cast would be {size} bytes, over the limit of {limit} bytes")]
+    TooLarge { size: usize, limit: usize },
+    /// serde_json refused to write it (not expected: every key is a string).
+    #[error("the deploy cast could not be serialized: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+/// The `deploy` cast for `plan`, exactly as Astute expects it (contract section 3), as compact
+/// JSON with every object's keys in sorted order.
+pub fn deploy_message(plan: &DeployPlan) -> Result<String, CastError> {
+    deploy_message_within(plan, usize::MAX)
+}
+
+/// The `deploy` cast for `plan`, if it takes at most `limit` bytes. Its size is counted first,
+/// without keeping anything, so a cast over the limit is refused without ever being held in
+/// memory; one within it is then written once into a buffer of exactly its size.
+pub fn deploy_message_within(plan: &DeployPlan, limit: usize) -> Result<String, CastError> {
+    let cast = Cast::new(plan)?;
+    let size = compact::size_of(&cast)?;
+    if size > limit {
+        return Err(CastError::TooLarge { size, limit });
+    }
+    Ok(compact::write_sized(&cast, size)?)
+}
+
+/// The cast, ready to serialize: entries with their priorities, and the cluster-wide `nodes`
+/// list serialized once and shared by every entry.
+struct Cast<'a> {
+    plan: &'a DeployPlan,
+    entries: Vec<Entry<'a>>,
+    priorities: Vec<u64>,
+    nodes: Box<RawValue>,
+}
+
+impl<'a> Cast<'a> {
+    fn new(plan: &'a DeployPlan) -> Result<Self, serde_json::Error> {
+        let mut entries = entries(&plan.nodes);
+        assign_primary_roles(plan.cluster.mode, &mut entries);
+        let priorities = assign_priorities(plan.cluster.mode, &entries);
+        let summaries: Vec<Summary<'_>> = entries.iter().map(Entry::summary).collect();
+        let nodes = serde_json::value::to_raw_value(&summaries)?;
+        Ok(Cast {
+            plan,
+            entries,
+            priorities,
+            nodes,
+        })
+    }
+}
+
+/// `{"api_version", "args": {"deployment_info", "task_uuid"}, "method", "respond_to"}`, keys in
+/// sorted order as every object of the cast.
+impl Serialize for Cast<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut envelope = serializer.serialize_map(Some(4))?;
+        envelope.serialize_entry("api_version", "1")?;
+        envelope.serialize_entry("args", &Args(self))?;
+        envelope.serialize_entry("method", "deploy")?;
+        envelope.serialize_entry("respond_to", "deploy_resp")?;
+        envelope.end()
+    }
+}
+
+struct Args<'c, 'a>(&'c Cast<'a>);
+
+impl Serialize for Args<'_, '_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let cast = self.0;
+        let mut args = serializer.serialize_map(Some(2))?;
+        args.serialize_entry("deployment_info", &DeploymentInfo(cast))?;
+        args.serialize_entry("task_uuid", &cast.plan.task_uuid)?;
+        args.end()
+    }
 }
 
 /// One ENTRY per (node, role), in node id order then role order; each entry carries its
 /// patching priority, so the list itself is not in deployment order.
-pub fn deployment_info(plan: &DeployPlan) -> Vec<Value> {
-    let mut entries = entries(&plan.nodes);
-    assign_primary_roles(plan.cluster.mode, &mut entries);
-    let priorities = assign_priorities(plan.cluster.mode, &entries);
-    let nodes = Value::Array(entries.iter().map(Entry::summary).collect());
-    entries
-        .iter()
-        .zip(priorities)
-        .map(|(entry, priority)| entry_json(plan, entry, priority, &nodes))
-        .collect()
+struct DeploymentInfo<'c, 'a>(&'c Cast<'a>);
+
+impl Serialize for DeploymentInfo<'_, '_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let cast = self.0;
+        let mut list = serializer.serialize_seq(Some(cast.entries.len()))?;
+        for (entry, priority) in cast.entries.iter().zip(&cast.priorities) {
+            list.serialize_element(&EntryJson {
+                plan: cast.plan,
+                entry,
+                priority: *priority,
+                nodes: &cast.nodes,
+            })?;
+        }
+        list.end()
+    }
+}
+
+/// The keys of an ENTRY the contract sets, in sorted order; they always win over the cluster's
+/// attributes of the same name.
+const CONTRACT_KEYS: [&str; 18] = [
+    "cobbler",
+    "deployment_id",
+    "deployment_mode",
+    "fail_if_error",
+    "fqdn",
+    "fuel_version",
+    "name",
+    "nodes",
+    "online",
+    "openstack_version",
+    "openstack_version_prev",
+    "priority",
+    "puppet_manifests_source",
+    "puppet_modules_source",
+    "repo_metadata",
+    "role",
+    "status",
+    "uid",
+];
+
+/// One ENTRY: the cluster's attributes, overlaid by the contract's keys so an attribute can never
+/// shadow them; the two sorted key lists are merged, so the entry's keys come out sorted.
+struct EntryJson<'e> {
+    plan: &'e DeployPlan,
+    entry: &'e Entry<'e>,
+    priority: u64,
+    nodes: &'e RawValue,
+}
+
+impl EntryJson<'_> {
+    fn contract_value<M: SerializeMap>(&self, map: &mut M, key: &str) -> Result<(), M::Error> {
+        let cluster = &self.plan.cluster;
+        let release = &self.plan.deployed;
+        let node = self.entry.node;
+        match key {
+            "cobbler" => map.serialize_entry(
+                key,
+                &Cobbler {
+                    profile: cobbler_profile(release.operating_system),
+                },
+            ),
+            "deployment_id" => map.serialize_entry(key, &cluster.id),
+            "deployment_mode" => map.serialize_entry(key, cluster.mode.as_str()),
+            "fail_if_error" => {
+                map.serialize_entry(key, &is_critical(cluster.mode, &self.entry.role))
+            }
+            "fqdn" => map.serialize_entry(key, &node.fqdn),
+            "fuel_version" => map.serialize_entry(key, &cluster.fuel_version),
+            "name" => map.serialize_entry(key, &node.name),
+            "nodes" => map.serialize_entry(key, self.nodes),
+            "online" => map.serialize_entry(key, &node.online),
+            "openstack_version" => map.serialize_entry(key, &release.version),
+            "openstack_version_prev" => map.serialize_entry(key, &self.plan.previous_version),
+            "priority" => map.serialize_entry(key, &self.priority),
+            "puppet_manifests_source" => map.serialize_entry(key, &release.puppet_manifests_source),
+            "puppet_modules_source" => map.serialize_entry(key, &release.puppet_modules_source),
+            "repo_metadata" => map.serialize_entry(key, &release.repo_metadata),
+            "role" => map.serialize_entry(key, &self.entry.role),
+            "status" => map.serialize_entry(key, "provisioned"),
+            "uid" => map.serialize_entry(key, &node.id.to_string()),
+            other => Err(serde::ser::Error::custom(format!(
+                "'{other}' is not a contract key"
+            ))),
+        }
+    }
+}
+
+impl Serialize for EntryJson<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let attributes = &self.plan.cluster.attributes;
+        let shadowed = CONTRACT_KEYS
+            .iter()
+            .filter(|key| attributes.contains_key(**key))
+            .count();
+        let mut map =
+            serializer.serialize_map(Some(attributes.len() + CONTRACT_KEYS.len() - shadowed))?;
+        let mut own = CONTRACT_KEYS.iter().copied().peekable();
+        for (key, value) in attributes {
+            while let Some(next) = own.next_if(|next| *next < key.as_str()) {
+                self.contract_value(&mut map, next)?;
+            }
+            if own.peek() == Some(&key.as_str()) {
+                continue;
+            }
+            map.serialize_entry(key, value)?;
+        }
+        for next in own {
+            self.contract_value(&mut map, next)?;
+        }
+        map.end()
+    }
+}
+
+#[derive(Serialize)]
+struct Cobbler {
+    profile: &'static str,
+}
+
+/// An entry as listed under `nodes`, so every node knows the whole cluster.
+#[derive(Serialize)]
+struct Summary<'a> {
+    fqdn: &'a str,
+    name: &'a str,
+    role: &'a str,
+    uid: String,
 }
 
 /// A (node, role) pair: the unit Astute deploys.
@@ -117,14 +303,13 @@ struct Entry<'a> {
 }
 
 impl Entry<'_> {
-    /// The entry as listed under `nodes`, so every node knows the whole cluster.
-    fn summary(&self) -> Value {
-        json!({
-            "uid": self.node.id.to_string(),
-            "name": self.node.name,
-            "fqdn": self.node.fqdn,
-            "role": self.role,
-        })
+    fn summary(&self) -> Summary<'_> {
+        Summary {
+            fqdn: &self.node.fqdn,
+            name: &self.node.name,
+            role: &self.role,
+            uid: self.node.id.to_string(),
+        }
     }
 }
 
@@ -215,54 +400,107 @@ fn cobbler_profile(os: OperatingSystem) -> &'static str {
     }
 }
 
-/// One ENTRY: the cluster's attributes, overlaid by the contract's keys so an attribute can never
-/// shadow them.
-fn entry_json(plan: &DeployPlan, entry: &Entry<'_>, priority: u64, nodes: &Value) -> Value {
-    let cluster = &plan.cluster;
-    let release = &plan.deployed;
-    let overlay = [
-        ("uid", Value::from(entry.node.id.to_string())),
-        ("role", Value::from(entry.role.as_str())),
-        ("name", Value::from(entry.node.name.as_str())),
-        ("fqdn", Value::from(entry.node.fqdn.as_str())),
-        ("status", Value::from("provisioned")),
-        ("online", Value::from(entry.node.online)),
-        ("priority", Value::from(priority)),
-        (
-            "fail_if_error",
-            Value::from(is_critical(cluster.mode, &entry.role)),
-        ),
-        ("deployment_id", Value::from(cluster.id)),
-        ("deployment_mode", Value::from(cluster.mode.as_str())),
-        ("openstack_version", Value::from(release.version.as_str())),
-        (
-            "openstack_version_prev",
-            Value::from(plan.previous_version.as_str()),
-        ),
-        ("fuel_version", Value::from(cluster.fuel_version.as_str())),
-        ("repo_metadata", release.repo_metadata.clone()),
-        (
-            "puppet_modules_source",
-            Value::from(release.puppet_modules_source.as_str()),
-        ),
-        (
-            "puppet_manifests_source",
-            Value::from(release.puppet_manifests_source.as_str()),
-        ),
-        (
-            "cobbler",
-            json!({ "profile": cobbler_profile(release.operating_system) }),
-        ),
-        ("nodes", nodes.clone()),
-    ];
-    let mut map = cluster.attributes.clone();
-    map.extend(overlay.map(|(key, value)| (key.to_owned(), value)));
-    Value::Object(map)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    /// The serializer the typed one replaced, building a `serde_json::Value` tree: the
+    /// reference whose bytes the cast must match exactly.
+    fn reference_message(plan: &DeployPlan) -> Value {
+        let mut entries = entries(&plan.nodes);
+        assign_primary_roles(plan.cluster.mode, &mut entries);
+        let priorities = assign_priorities(plan.cluster.mode, &entries);
+        let nodes = Value::Array(
+            entries
+                .iter()
+                .map(|entry| {
+                    json!({
+                        "uid": entry.node.id.to_string(),
+                        "name": entry.node.name,
+                        "fqdn": entry.node.fqdn,
+                        "role": entry.role,
+                    })
+                })
+                .collect(),
+        );
+        let info: Vec<Value> = entries
+            .iter()
+            .zip(priorities)
+            .map(|(entry, priority)| reference_entry(plan, entry, priority, &nodes))
+            .collect();
+        json!({
+            "api_version": "1",
+            "method": "deploy",
+            "respond_to": "deploy_resp",
+            "args": {
+                "task_uuid": plan.task_uuid,
+                "deployment_info": info,
+            },
+        })
+    }
+
+    /// The reference serializer's ENTRY.
+    fn reference_entry(
+        plan: &DeployPlan,
+        entry: &Entry<'_>,
+        priority: u64,
+        nodes: &Value,
+    ) -> Value {
+        let cluster = &plan.cluster;
+        let release = &plan.deployed;
+        let overlay = [
+            ("uid", Value::from(entry.node.id.to_string())),
+            ("role", Value::from(entry.role.as_str())),
+            ("name", Value::from(entry.node.name.as_str())),
+            ("fqdn", Value::from(entry.node.fqdn.as_str())),
+            ("status", Value::from("provisioned")),
+            ("online", Value::from(entry.node.online)),
+            ("priority", Value::from(priority)),
+            (
+                "fail_if_error",
+                Value::from(is_critical(cluster.mode, &entry.role)),
+            ),
+            ("deployment_id", Value::from(cluster.id)),
+            ("deployment_mode", Value::from(cluster.mode.as_str())),
+            ("openstack_version", Value::from(release.version.as_str())),
+            (
+                "openstack_version_prev",
+                Value::from(plan.previous_version.as_str()),
+            ),
+            ("fuel_version", Value::from(cluster.fuel_version.as_str())),
+            ("repo_metadata", release.repo_metadata.clone()),
+            (
+                "puppet_modules_source",
+                Value::from(release.puppet_modules_source.as_str()),
+            ),
+            (
+                "puppet_manifests_source",
+                Value::from(release.puppet_manifests_source.as_str()),
+            ),
+            (
+                "cobbler",
+                json!({ "profile": cobbler_profile(release.operating_system) }),
+            ),
+            ("nodes", nodes.clone()),
+        ];
+        let mut map = cluster.attributes.clone();
+        map.extend(overlay.map(|(key, value)| (key.to_owned(), value)));
+        Value::Object(map)
+    }
+
+    /// The cast as sent, parsed back.
+    fn message_value(plan: &DeployPlan) -> Value {
+        serde_json::from_str(&deploy_message(plan).unwrap()).unwrap()
+    }
+
+    /// The entries of the cast as sent, parsed back.
+    fn deployment_info(plan: &DeployPlan) -> Vec<Value> {
+        match message_value(plan)["args"]["deployment_info"].take() {
+            Value::Array(entries) => entries,
+            other => panic!("deployment_info is not a list: {other}"),
+        }
+    }
 
     const HA_MODES: [ClusterMode; 2] = [ClusterMode::HaCompact, ClusterMode::HaFull];
 
@@ -407,10 +645,69 @@ mod tests {
         }
     }
 
+    /// Plans covering every shape: both fixtures, every mode, attributes sorting before, between
+    /// and after the contract keys (and shadowing some), text needing escapes, no nodes.
+    fn every_shape() -> Vec<DeployPlan> {
+        let mut plans = vec![fixture_env_multinode(), fixture_env_ha()];
+        for mode in ClusterMode::ALL {
+            plans.push(ha_cluster_with_every_group(*mode));
+            plans.push(plan(*mode, vec![]));
+        }
+        let mut odd = plan(
+            ClusterMode::HaFull,
+            vec![
+                node(3, &["controller", "mongo"]),
+                node(1, &["compute", "cinder"]),
+            ],
+        );
+        odd.cluster.attributes = attributes(json!({
+            "a": 1, "cobbler": "x", "d": [1, {"z": 2, "a": null}], "fqdnx": "y", "nodes": [],
+            "nodesx": {"b": 1.5, "a": -3}, "openstack_version_pre": true, "uid": 9,
+            "uidz": "last", "Upper": "sorts first", "é": "ü\"\n\t\u{1}",
+        }));
+        odd.nodes[0].name = "n\"ode\\3 é".to_owned();
+        odd.deployed.repo_metadata = json!({"z": "1", "a": "2"});
+        plans.push(odd);
+        plans
+    }
+
+    #[test]
+    fn bytes_match_the_reference_serializer() {
+        for plan in every_shape() {
+            let sent = deploy_message(&plan).unwrap();
+            let reference = serde_json::to_string(&reference_message(&plan)).unwrap();
+            assert_eq!(sent, reference);
+        }
+    }
+
+    #[test]
+    fn a_cast_over_the_limit_is_refused_with_its_size() {
+        for plan in every_shape() {
+            let size = deploy_message(&plan).unwrap().len();
+            assert_eq!(deploy_message_within(&plan, size).unwrap().len(), size);
+            match deploy_message_within(&plan, size - 1) {
+                Err(CastError::TooLarge {
+                    size: counted,
+                    limit,
+                }) => {
+                    assert_eq!((counted, limit), (size, size - 1));
+                }
+                other => panic!("not refused: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn contract_keys_are_sorted() {
+        let mut sorted = CONTRACT_KEYS;
+        sorted.sort_unstable();
+        assert_eq!(sorted, CONTRACT_KEYS);
+    }
+
     #[test]
     fn envelope_has_the_contract_shape() {
         let plan = fixture_env_multinode();
-        let message = deploy_message(&plan);
+        let message = message_value(&plan);
         let envelope = message.as_object().unwrap();
         let keys: Vec<&str> = envelope.keys().map(String::as_str).collect();
         assert_eq!(keys, ["api_version", "args", "method", "respond_to"]);
@@ -500,7 +797,7 @@ mod tests {
     fn empty_cluster_gives_empty_deployment_info() {
         let plan = plan(ClusterMode::HaCompact, vec![]);
         assert!(deployment_info(&plan).is_empty());
-        assert_eq!(deploy_message(&plan)["args"]["deployment_info"], json!([]));
+        assert_eq!(message_value(&plan)["args"]["deployment_info"], json!([]));
     }
 
     #[test]

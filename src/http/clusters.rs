@@ -2,7 +2,8 @@
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::Value;
@@ -55,23 +56,31 @@ pub struct UpdateQuery {
 }
 
 /// `PUT /api/clusters/{id}/update/`: starts the update to the pending release (202), or with
-/// `?dry_run=true` answers the verdict and the exact cast, changing nothing (200).
+/// `?dry_run=true` answers the verdict and the exact cast, changing nothing (200). A cast over
+/// `amqp.max_message_bytes` is refused either way (413, `message_too_large`).
 pub async fn update(
     State(state): State<ApiState>,
     Path(id): Path<String>,
     Query(query): Query<UpdateQuery>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<Response, ApiError> {
     let cluster_id = parse_id("cluster", &id)?;
     let target = patching::pending_target(&state.db, cluster_id).await?;
     if query.dry_run {
+        let verdict = patching::check_update(&state.db, &state.ctx, target).await?;
+        // Written once, cast included as it is; the verdict goes as soon as it is written.
+        let body = crate::service::answer(&verdict)?;
+        drop(verdict);
+        let body: Box<str> = body.into();
         return Ok((
             StatusCode::OK,
-            Json(patching::check_update(&state.db, &state.ctx, target).await?),
-        ));
+            [(header::CONTENT_TYPE, "application/json")],
+            String::from(body),
+        )
+            .into_response());
     }
     let txn = state.begin().await?;
     let result = patching::update_cluster(&txn, &state.ctx, target).await;
-    Ok((StatusCode::ACCEPTED, Json(state.finish(txn, result).await?)))
+    Ok((StatusCode::ACCEPTED, Json(state.finish(txn, result).await?)).into_response())
 }
 
 pub async fn rollback(

@@ -7,7 +7,8 @@ use serde_json::{Map, Value};
 use serde::Deserialize;
 
 use super::{
-    clusters, notifications, parse_args, patching, releases, tasks, Context, ServiceResult,
+    answer, clusters, notifications, parse_args, patching, releases, tasks, Answer, Context,
+    ServiceResult,
 };
 use crate::core::refusal::{ErrorCode, Refusal};
 
@@ -29,14 +30,19 @@ pub const METHODS: &[&str] = &[
     "mark_notification",
 ];
 
-/// Runs `method` with `args` inside the caller's transaction.
+/// Runs `method` with `args` inside the caller's transaction; its answer comes serialized.
 pub async fn dispatch<C: ConnectionTrait>(
     db: &C,
     ctx: &Context,
     method: &str,
     args: Map<String, Value>,
-) -> ServiceResult<Value> {
-    match method {
+) -> ServiceResult<Answer> {
+    if method == "check_update" {
+        // The verdict carries the cast as it is; it is serialized once, never parsed.
+        let verdict = patching::check_update(db, ctx, parse_args(args)?).await?;
+        return answer(&verdict);
+    }
+    let value = match method {
         "create_release" => releases::create_release(db, parse_args(args)?).await,
         "delete_release" => releases::delete_release(db, parse_args(args)?).await,
         "list_releases" => {
@@ -49,7 +55,6 @@ pub async fn dispatch<C: ConnectionTrait>(
         "add_nodes" => clusters::add_nodes(db, parse_args(args)?).await,
         "get_cluster" => clusters::get_cluster(db, parse_args(args)?).await,
         "update_cluster" => patching::update_cluster(db, ctx, parse_args(args)?).await,
-        "check_update" => patching::check_update(db, ctx, parse_args(args)?).await,
         "rollback_cluster" => patching::rollback_cluster(db, ctx, parse_args(args)?).await,
         "add_notification" => notifications::add_notification(db, ctx, parse_args(args)?).await,
         "list_notifications" => notifications::list_notifications(db, parse_args(args)?).await,
@@ -81,7 +86,8 @@ pub async fn dispatch<C: ConnectionTrait>(
             ),
         )
         .into()),
-    }
+    }?;
+    answer(&value)
 }
 
 /// `get_task` args.

@@ -90,6 +90,22 @@ pub(crate) fn inserted_or<T: serde::Serialize>(
     }
 }
 
+/// An operation's answer, serialized once (compact JSON) and carried as it is from there on.
+pub type Answer = Box<serde_json::value::RawValue>;
+
+/// Serialises an operation's result into its answer.
+pub fn answer<T: serde::Serialize + ?Sized>(value: &T) -> ServiceResult<Answer> {
+    crate::core::compact::to_string(value)
+        .and_then(serde_json::value::RawValue::from_string)
+        .map_err(|e| {
+            Refusal::new(
+                ErrorCode::Internal,
+                format!("the answer could not be serialized: {e}"),
+            )
+            .into()
+        })
+}
+
 /// Serialises a stored row for a response.
 pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> Value {
     serde_json::to_value(value).unwrap_or(Value::Null)

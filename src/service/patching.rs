@@ -4,29 +4,30 @@
 
 use chrono::Utc;
 use sea_orm::{
-    sea_query::Expr,
+    sea_query::{Alias, Expr, ExprTrait, Query},
     ActiveValue::{NotSet, Set},
-    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, Statement,
 };
-use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
 
 use super::{clusters, releases, to_json, Context, ServiceError, ServiceResult};
 use crate::core::compatibility::choose_operation;
 use crate::core::deploy_message::{
-    deploy_message, ClusterFacts, DeployPlan, NodeFacts, ReleaseFacts,
+    deploy_message_within, CastError, ClusterFacts, DeployPlan, NodeFacts, ReleaseFacts,
 };
 use crate::core::enums::{
     ClusterMode, ClusterStatus, NodeStatus, OperatingSystem, Operation, TaskStatus,
 };
-use crate::core::refusal::Refusal;
+use crate::core::refusal::{ErrorCode, Refusal};
 use crate::core::release_sources::{self, SourceError, Sources, StoredSources};
 use crate::core::transitions::{
     check_rollback_allowed, check_update_allowed, release_left_by_rollback, FailedTask,
 };
-use crate::store::entity::{cluster, node, release, task};
+use crate::store::entity::{cluster, node, outbox, release, task};
 use crate::store::is_unique_violation;
-use crate::store::outbox::{self, MessageProperties, OutgoingMessage};
+use crate::store::outbox::MessageProperties;
 
 /// `update_cluster` and `check_update` args.
 #[derive(Debug, Clone, Deserialize)]
@@ -45,7 +46,19 @@ struct Start {
     to_release_id: i32,
     pending_release_id: Option<i32>,
     task_uuid: String,
-    message: Value,
+    /// The cast, compact JSON, within `amqp.max_message_bytes`.
+    message: String,
+}
+
+/// The answer of `check_update`: the verdict, and the exact cast an allowed update would send
+/// (written as it is, not parsed again).
+#[derive(Debug, Serialize)]
+pub struct Verdict {
+    pub allowed: bool,
+    pub code: Option<ErrorCode>,
+    pub message: Option<Box<RawValue>>,
+    pub operation: Option<Operation>,
+    pub reason: Option<String>,
 }
 
 pub async fn update_cluster<C: ConnectionTrait>(
@@ -58,27 +71,38 @@ pub async fn update_cluster<C: ConnectionTrait>(
 }
 
 /// The verdict `update_cluster` would reach, and the exact cast it would send; changes nothing.
+/// A cast over `amqp.max_message_bytes` is refused (`message_too_large`) rather than shown.
 pub async fn check_update<C: ConnectionTrait>(
     db: &C,
     ctx: &Context,
     args: UpdateTarget,
-) -> ServiceResult<Value> {
+) -> ServiceResult<Verdict> {
     clusters::find(db, args.cluster_id, false).await?;
     match plan_update(db, ctx, &args, false).await {
-        Ok(start) => Ok(json!({
-            "allowed": true,
-            "operation": start.operation,
-            "code": null,
-            "reason": null,
-            "message": start.message,
-        })),
-        Err(ServiceError::Refused(refusal)) => Ok(json!({
-            "allowed": false,
-            "operation": null,
-            "code": refusal.code,
-            "reason": refusal.message,
-            "message": null,
-        })),
+        Ok(start) => {
+            let message = RawValue::from_string(start.message).map_err(|e| {
+                Refusal::new(
+                    ErrorCode::Internal,
+                    format!("the cast is not valid JSON: {e}"),
+                )
+            })?;
+            Ok(Verdict {
+                allowed: true,
+                code: None,
+                message: Some(message),
+                operation: Some(start.operation),
+                reason: None,
+            })
+        }
+        Err(ServiceError::Refused(refusal)) if refusal.code != ErrorCode::MessageTooLarge => {
+            Ok(Verdict {
+                allowed: false,
+                code: Some(refusal.code),
+                message: None,
+                operation: None,
+                reason: Some(refusal.message),
+            })
+        }
         Err(err) => Err(err),
     }
 }
@@ -102,6 +126,7 @@ pub async fn rollback_cluster<C: ConnectionTrait>(
     let nodes = clusters::nodes_of(db, cluster.id).await?;
     let task_uuid = uuid::Uuid::new_v4().to_string();
     let message = cast(
+        ctx,
         &cluster,
         &current,
         &sources,
@@ -199,6 +224,7 @@ async fn plan_update<C: ConnectionTrait>(
     let nodes = clusters::nodes_of(db, cluster.id).await?;
     let task_uuid = uuid::Uuid::new_v4().to_string();
     let message = cast(
+        ctx,
         &cluster,
         &target,
         &sources,
@@ -217,7 +243,9 @@ async fn plan_update<C: ConnectionTrait>(
     })
 }
 
-/// Writes the start of an operation and queues its cast.
+/// Writes the start of an operation and queues its cast. The cast crosses to the database once:
+/// it is written into the task's `cache`, and the outbox row is filled from there by the
+/// database itself.
 async fn begin<C: ConnectionTrait>(db: &C, ctx: &Context, start: Start) -> ServiceResult<Value> {
     let now = Utc::now();
     let cluster_id = start.cluster.id;
@@ -244,7 +272,6 @@ async fn begin<C: ConnectionTrait>(db: &C, ctx: &Context, start: Start) -> Servi
         message: Set(None),
         from_release_id: Set(Some(start.from_release_id)),
         to_release_id: Set(Some(start.to_release_id)),
-        cache: Set(Some(start.message.clone())),
         created_at: Set(now),
         updated_at: Set(now),
     })
@@ -269,16 +296,24 @@ async fn begin<C: ConnectionTrait>(db: &C, ctx: &Context, start: Start) -> Servi
         .filter(node::Column::ClusterId.eq(cluster_id))
         .exec(db)
         .await?;
-    queue_cast(db, ctx, &task.uuid, &start.message).await?;
+    let Start {
+        operation,
+        from_release_id,
+        to_release_id,
+        message,
+        ..
+    } = start;
+    store_cast(db, task.id, message).await?;
+    queue_cast(db, ctx, &task).await?;
     let span = tracing::Span::current();
     span.record("task_uuid", task.uuid.as_str());
     span.record("cluster_id", cluster_id);
     tracing::info!(
         task_uuid = %task.uuid,
         cluster_id,
-        operation = %start.operation,
-        from_release_id = start.from_release_id,
-        to_release_id = start.to_release_id,
+        operation = %operation,
+        from_release_id,
+        to_release_id,
         "task started; deploy cast queued"
     );
     Ok(to_json(&task))
@@ -322,15 +357,17 @@ fn operating_system_of(release: &release::Model) -> Result<OperatingSystem, Refu
 }
 
 /// The `deploy` cast for `cluster`, deploying `deployed` with `sources` and leaving
-/// `previous_version`.
+/// `previous_version`; refused (`message_too_large`) over `amqp.max_message_bytes`, before
+/// anything is written.
 fn cast(
+    ctx: &Context,
     cluster: &cluster::Model,
     deployed: &release::Model,
     sources: &Sources,
     previous_version: &str,
     nodes: &[node::Model],
     task_uuid: &str,
-) -> ServiceResult<Value> {
+) -> ServiceResult<String> {
     let mode = ClusterMode::parse(&cluster.mode).ok_or_else(|| {
         Refusal::invalid_state(format!("cluster mode '{}' is unknown", cluster.mode))
     })?;
@@ -366,7 +403,16 @@ fn cast(
             })
             .collect(),
     };
-    Ok(deploy_message(&plan))
+    deploy_message_within(&plan, ctx.amqp.max_message_bytes).map_err(|err| {
+        match err {
+            CastError::TooLarge { .. } => Refusal::new(
+                ErrorCode::MessageTooLarge,
+                format!("{err} (amqp.max_message_bytes); nothing changed"),
+            ),
+            CastError::Json(_) => Refusal::new(ErrorCode::Internal, err.to_string()),
+        }
+        .into()
+    })
 }
 
 fn status_of(cluster: &cluster::Model) -> Result<ClusterStatus, Refusal> {
@@ -375,28 +421,70 @@ fn status_of(cluster: &cluster::Model) -> Result<ClusterStatus, Refusal> {
     })
 }
 
-/// Queues a started task's cast to Astute; `mandatory` because an unroutable cast must be
-/// retried, never dropped.
+/// Writes the cast into the task's `cache`. The text is moved into the statement, not copied,
+/// and stored as it is: PostgreSQL's `json` keeps its input text verbatim, SQLite stores text.
+async fn store_cast<C: ConnectionTrait>(
+    db: &C,
+    task_id: i32,
+    message: String,
+) -> ServiceResult<()> {
+    let backend = db.get_database_backend();
+    let sql = match backend {
+        DbBackend::Postgres => "UPDATE tasks SET cache = CAST($1 AS json) WHERE id = $2",
+        _ => "UPDATE tasks SET cache = ? WHERE id = ?",
+    };
+    db.execute_raw(Statement::from_sql_and_values(
+        backend,
+        sql,
+        [message.into(), task_id.into()],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// Queues a started task's cast to Astute, copied by the database from the task's `cache`, so
+/// the outbox row holds the exact bytes stored there; `mandatory` because an unroutable cast
+/// must be retried, never dropped. The row is what `store::outbox::enqueue` writes.
 async fn queue_cast<C: ConnectionTrait>(
     db: &C,
     ctx: &Context,
-    task_uuid: &str,
-    message: &Value,
+    task: &task::Model,
 ) -> ServiceResult<()> {
-    outbox::enqueue(
-        db,
-        OutgoingMessage {
-            exchange: ctx.amqp.naily_exchange.clone(),
-            routing_key: ctx.amqp.naily_routing_key.clone(),
-            body: message.to_string(),
-            properties: MessageProperties {
-                correlation_id: None,
-                message_id: Some(task_uuid.into()),
-            },
-            mandatory: true,
-        },
-    )
-    .await?;
+    let properties = serde_json::to_string(&MessageProperties {
+        correlation_id: None,
+        message_id: Some(task.uuid.clone()),
+    })
+    .map_err(|e| Refusal::new(ErrorCode::Internal, format!("outbox properties: {e}")))?;
+    let properties = match db.get_database_backend() {
+        DbBackend::Postgres => Expr::val(properties).cast_as(Alias::new("json")),
+        _ => Expr::val(properties),
+    };
+    let copy = Query::select()
+        .expr(Expr::val(ctx.amqp.naily_exchange.as_str()))
+        .expr(Expr::val(ctx.amqp.naily_routing_key.as_str()))
+        .expr(Expr::col((task::Entity, Alias::new("cache"))).cast_as(Alias::new("text")))
+        .expr(properties)
+        .expr(Expr::val(true))
+        .expr(Expr::val(0))
+        .expr(Expr::val(Utc::now()))
+        .from(task::Entity)
+        .and_where(Expr::col((task::Entity, task::Column::Id)).eq(task.id))
+        .to_owned();
+    let insert = Query::insert()
+        .into_table(outbox::Entity)
+        .columns([
+            outbox::Column::Exchange,
+            outbox::Column::RoutingKey,
+            outbox::Column::Body,
+            outbox::Column::Properties,
+            outbox::Column::Mandatory,
+            outbox::Column::Attempts,
+            outbox::Column::CreatedAt,
+        ])
+        .select_from(copy)
+        .map_err(|e| Refusal::new(ErrorCode::Internal, format!("outbox copy: {e}")))?
+        .to_owned();
+    db.execute(&insert).await?;
     Ok(())
 }
 

@@ -492,6 +492,34 @@ impl Bridge {
         next_json(&mut self.casts, "a deploy cast on naily").await.0
     }
 
+    /// The next cast Astute would receive on `naily`, as the bytes sent.
+    pub async fn next_cast_text(&mut self) -> String {
+        let delivery = next_delivery(&mut self.casts, "a deploy cast on naily").await;
+        String::from_utf8(delivery.data).expect("a cast is UTF-8")
+    }
+
+    /// The task's `cache` column as stored (the exact cast sent), or `None` when empty.
+    pub async fn stored_cast(&self, task_uuid: &str) -> Option<String> {
+        let backend = self.db.get_database_backend();
+        let sql = match backend {
+            sea_orm::DbBackend::Postgres => {
+                "SELECT CAST(cache AS text) AS cache FROM tasks WHERE uuid = $1"
+            }
+            _ => "SELECT CAST(cache AS text) AS cache FROM tasks WHERE uuid = ?",
+        };
+        let row = self
+            .db
+            .query_one_raw(sea_orm::Statement::from_sql_and_values(
+                backend,
+                sql,
+                [task_uuid.into()],
+            ))
+            .await
+            .expect("read the task's cache")
+            .expect("the task exists");
+        row.try_get::<Option<String>>("", "cache").expect("cache")
+    }
+
     /// The next notification published for operators, with its routing key.
     pub async fn next_notification(&mut self) -> (String, Value) {
         let delivery = next_delivery(&mut self.notifications, "a notification").await;

@@ -1,4 +1,9 @@
 //! `tasks`: deployment/upgrade runs of a cluster, tracked from Astute's `deploy_resp` replies.
+//!
+//! The table's `cache` column (the exact cast sent to Astute, up to `amqp.max_message_bytes`) is
+//! left out of the entity on purpose: it is written once, by the start of the task
+//! (`service::patching`), and never read back by the bridge, so no query loads it and no answer
+//! carries it.
 
 use sea_orm::entity::prelude::*;
 use serde::Serialize;
@@ -18,8 +23,6 @@ pub struct Model {
     pub message: Option<String>,
     pub from_release_id: Option<i32>,
     pub to_release_id: Option<i32>,
-    #[sea_orm(column_type = "Json", nullable)]
-    pub cache: Option<Json>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }
