@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Alias, Expr, ExprTrait};
 use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter};
 use tokio_util::sync::CancellationToken;
 
@@ -34,7 +34,7 @@ impl Retention {
     /// Sweeps at start, then every `interval_secs`, until `stop`. A failed sweep is logged and
     /// tried again at the next one.
     pub async fn run(self, stop: CancellationToken) {
-        let interval = Duration::from_secs(self.settings.interval_secs.max(1));
+        let interval = Duration::from_secs(Ord::max(self.settings.interval_secs, 1));
         loop {
             match self.sweep().await {
                 Ok(swept) if swept != Swept::default() => {
@@ -69,19 +69,21 @@ impl Retention {
         if self.settings.task_cache_days > 0 {
             let cutoff = Utc::now() - days(self.settings.task_cache_days);
             swept.task_caches = task::Entity::update_many()
-                .col_expr(
-                    task::Column::Cache,
-                    Expr::value(Option::<serde_json::Value>::None),
-                )
+                .col_expr(cache(), Expr::value(Option::<serde_json::Value>::None))
                 .filter(task::Column::Status.ne(TaskStatus::Running.as_str()))
                 .filter(task::Column::UpdatedAt.lt(cutoff))
-                .filter(task::Column::Cache.is_not_null())
+                .filter(Expr::col(cache()).is_not_null())
                 .exec(&self.db)
                 .await?
                 .rows_affected;
         }
         Ok(swept)
     }
+}
+
+/// `tasks.cache`, which the entity leaves out (it is never read back; see `entity::task`).
+fn cache() -> Alias {
+    Alias::new("cache")
 }
 
 fn days(n: u32) -> chrono::Duration {
