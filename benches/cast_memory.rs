@@ -3,7 +3,9 @@
 //! entry in `nodes`).
 //!
 //! Run: `cargo bench --bench cast_memory` (no broker or PostgreSQL needed: SQLite in a temporary
-//! directory). `BENCH_NODES` (`10,100,500,1000`) picks the sizes.
+//! directory). `BENCH_NODES` (`10,100,500,1000`) picks the sizes. `BENCH_POSTGRES` (e.g.
+//! `postgres://postgres@127.0.0.1:5432/test`) runs it on PostgreSQL instead, each size in a
+//! database of its own, dropped at the end.
 //!
 //! Each size runs in its own child process, so every figure starts from a fresh heap. The child
 //! registers the environment through the service functions, then measures three phases, each
@@ -29,6 +31,7 @@ use astute_bridge::service::patching::{check_update, update_cluster, UpdateTarge
 use astute_bridge::service::{answer, Context};
 use astute_bridge::store;
 use astute_bridge::wire::request;
+use sea_orm::ConnectionTrait;
 use serde_json::{json, Map, Value};
 
 const CHILD: &str = "CAST_MEMORY_CHILD_NODES";
@@ -155,10 +158,25 @@ async fn call(db: &sea_orm::DatabaseConnection, ctx: &Context, method: &str, arg
 async fn child(nodes: usize) {
     let dir = tempfile::tempdir().expect("temporary directory");
     let mut settings = Settings::load(None).expect("default settings");
-    settings.database.url = format!(
-        "sqlite://{}?mode=rwc",
-        dir.path().join("bench.db").display()
-    );
+    let postgres = std::env::var("BENCH_POSTGRES").ok();
+    let scratch = format!("cast_memory_{}", uuid::Uuid::new_v4().simple());
+    settings.database.url = match &postgres {
+        Some(admin) => {
+            let db = sea_orm::Database::connect(admin.as_str())
+                .await
+                .expect("PostgreSQL (BENCH_POSTGRES)");
+            db.execute_unprepared(&format!(r#"CREATE DATABASE "{scratch}""#))
+                .await
+                .expect("create the bench database");
+            db.close().await.ok();
+            let cut = admin.rfind('/').expect("a database in BENCH_POSTGRES");
+            format!("{}/{scratch}", &admin[..cut])
+        }
+        None => format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("bench.db").display()
+        ),
+    };
     settings.amqp.max_message_bytes = 1 << 30;
     let db = store::connect(&settings.database).await.expect("SQLite");
     store::migrate(&db).await.expect("migrations");
@@ -244,6 +262,17 @@ async fn child(nodes: usize) {
     txn.commit().await.expect("commit");
     let update_peak = peak_above(base);
     assert_eq!(task["status"], "running");
+
+    db.close().await.ok();
+    if let Some(admin) = &postgres {
+        let db = sea_orm::Database::connect(admin.as_str())
+            .await
+            .expect("PostgreSQL (BENCH_POSTGRES)");
+        db.execute_unprepared(&format!(r#"DROP DATABASE "{scratch}" WITH (FORCE)"#))
+            .await
+            .expect("drop the bench database");
+        db.close().await.ok();
+    }
 
     let ratio = |peak: u64| format!("{:.2}", peak as f64 / size as f64);
     println!(
