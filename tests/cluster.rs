@@ -71,6 +71,40 @@ fn cluster_script(args: &[&str]) {
     assert!(status.success(), "scripts/rabbitmq-cluster {args:?} failed");
 }
 
+/// `cluster_script` off the runtime's threads (a node takes seconds to start).
+async fn cluster_script_async(args: &'static [&'static str]) {
+    tokio::task::spawn_blocking(move || cluster_script(args))
+        .await
+        .expect("scripts/rabbitmq-cluster");
+}
+
+/// The queues of the vhost as node 2 lists them: name → (type, leader).
+fn queues() -> BTreeMap<String, (String, String)> {
+    let out = Command::new(root().join("scripts/rabbitmq-cluster"))
+        .args([
+            "ctl",
+            "2",
+            "list_queues",
+            "-p",
+            VHOST,
+            "name",
+            "type",
+            "leader",
+        ])
+        .args(["--formatter", "json"])
+        .output()
+        .expect("list queues");
+    assert!(out.status.success(), "list_queues failed");
+    let listed: Vec<Value> = serde_json::from_slice(&out.stdout).expect("queues as JSON");
+    listed
+        .iter()
+        .map(|q| {
+            let text = |k: &str| q[k].as_str().unwrap_or_default().to_string();
+            (text("name"), (text("type"), text("leader")))
+        })
+        .collect()
+}
+
 /// One `astute-bridge` process with its environment, HTTP port and log file.
 struct Process {
     name: String,
@@ -619,6 +653,15 @@ async fn three_bridges_on_a_cluster_survive_a_node_and_a_bridge_killed() {
         assert!(Instant::now() < deadline, "no task progressed");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    let before = queues();
+    println!("queues before the kill (type, leader): {before:?}");
+    for queue in ["astute_bridge.requests", "naily", "nailgun", "nailgun.dead"] {
+        assert_eq!(
+            before.get(queue).map(|(t, _)| t.as_str()),
+            Some("quorum"),
+            "{queue} is a quorum queue (the vhost's default type)"
+        );
+    }
     let killed_at = Instant::now();
     cluster_script(&["kill", "1"]);
     println!("node 1 killed");
@@ -626,7 +669,7 @@ async fn three_bridges_on_a_cluster_survive_a_node_and_a_bridge_killed() {
     bridges[1].kill();
     println!("bridge 2 killed");
     bridges[1].restart();
-    cluster_script(&["revive", "1"]);
+    cluster_script_async(&["revive", "1"]).await;
     println!(
         "node 1 back after {:.1} s",
         killed_at.elapsed().as_secs_f64()
