@@ -33,7 +33,7 @@ const START_POSTGRES: &str =
 const NODES: [u16; 3] = [5781, 5782, 5783];
 const VHOST: &str = "bridge";
 /// Environments upgraded in each throughput round and in the round with the faults.
-const PER_ROUND: usize = 20;
+const PER_ROUND: usize = 30;
 const FAULT_ROUND: usize = 30;
 /// Longest any awaited event may take.
 const PATIENCE: Duration = Duration::from_secs(90);
@@ -183,6 +183,14 @@ impl Process {
     }
 }
 
+/// A failed test leaves no process behind to consume from the next run's queues.
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 fn bridge_env(database_url: &str, first_node: usize, port: u16) -> Vec<(String, String)> {
     vec![
         ("ASTUTE_BRIDGE__DATABASE__URL".into(), database_url.into()),
@@ -313,6 +321,30 @@ impl Requester {
             .expect("request confirmed");
         assert!(confirm.is_ack(), "the broker refused a request");
         id
+    }
+
+    /// Publishes Astute's replies all at once (confirms awaited together), as Astute's
+    /// reporter does: JSON, not persistent.
+    async fn publish_replies(&self, replies: &[Value]) {
+        let mut confirms = Vec::with_capacity(replies.len());
+        for args in replies {
+            let body = json!({"method": "deploy_resp", "args": args}).to_string();
+            confirms.push(
+                self.channel
+                    .basic_publish(
+                        "nailgun".into(),
+                        "nailgun".into(),
+                        BasicPublishOptions::default(),
+                        body.as_bytes(),
+                        BasicProperties::default().with_content_type("application/json".into()),
+                    )
+                    .await
+                    .expect("publish a reply"),
+            );
+        }
+        for confirm in confirms {
+            assert!(confirm.await.expect("reply confirmed").is_ack());
+        }
     }
 
     fn answers(&self) -> HashMap<String, Vec<Value>> {
@@ -458,29 +490,125 @@ async fn task_uuids(db: &DatabaseConnection, clusters: &[i64]) -> Vec<String> {
         .collect()
 }
 
-/// Upgrades `count` new environments with the bridges running now; returns replies/s.
-#[allow(clippy::too_many_arguments)]
+/// Replies counted by a bridge's `/metrics` once handled (requeues are counted again later).
+async fn replies_handled(http: &reqwest::Client, process: &Process) -> u64 {
+    let text = http
+        .get(format!("http://127.0.0.1:{}/metrics", process.port))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    text.lines()
+        .filter(|l| l.starts_with("astute_bridge_replies_total{"))
+        .filter(|l| !l.contains("outcome=\"requeued\"") && !l.contains("node_dead_lettered"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+/// Progress reports per task in a throughput round, then the final `ready`.
+const STEPS: usize = 30;
+
+/// Upgrades `PER_ROUND` new environments with the bridges running now (the simulated Astute
+/// takes the casts and stays silent), then publishes Astute's replies for all of them at once
+/// and measures how fast the bridges apply them: replies/s.
 async fn throughput_round(
     client: &mut Client,
     requester: &Requester,
     db: &DatabaseConnection,
-    simulator_log: &Path,
     release: (i64, i64),
-    processes: &mut [&mut Process],
-) -> f64 {
+    bridges: &mut [Process],
+) -> (usize, f64) {
+    let http = reqwest::Client::new();
     let clusters = environments(client, release.0, PER_ROUND).await;
-    let started = Instant::now();
     update_all(requester, &clusters, release.1).await;
-    await_ended(db, &clusters, processes).await;
-    let seconds = started.elapsed().as_secs_f64();
-    let casts = casts_taken(simulator_log);
-    let replies: u64 = task_uuids(db, &clusters)
-        .await
+    let list = clusters
         .iter()
-        .filter_map(|u| casts.get(u))
-        .flatten()
-        .sum();
-    replies as f64 / seconds
+        .map(i64::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    let deadline = Instant::now() + PATIENCE;
+    while scalar(
+        db,
+        &format!("SELECT COUNT(*) FROM tasks WHERE cluster_id IN ({list})"),
+    )
+    .await
+        < PER_ROUND as i64
+    {
+        assert!(Instant::now() < deadline, "tasks not started");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut tasks = Vec::new();
+    for uuid in task_uuids(db, &clusters).await {
+        let rows = db
+            .query_all_raw(Statement::from_string(
+                db.get_database_backend(),
+                format!(
+                    "SELECT n.id::BIGINT FROM nodes n JOIN tasks t ON t.cluster_id = n.cluster_id \
+                     WHERE t.uuid = '{uuid}'"
+                ),
+            ))
+            .await
+            .expect("nodes");
+        let nodes: Vec<i64> = rows
+            .iter()
+            .map(|r| r.try_get_by_index::<i64>(0).expect("node id"))
+            .collect();
+        tasks.push((uuid, nodes));
+    }
+    let mut replies = Vec::new();
+    for step in 1..=STEPS {
+        let progress = step * 99 / STEPS;
+        for (uuid, nodes) in &tasks {
+            let node = nodes[step % nodes.len()];
+            replies.push(json!({"task_uuid": uuid, "progress": progress,
+                                "nodes": [{"uid": node, "status": "deploying", "progress": progress}]}));
+        }
+    }
+    for (uuid, nodes) in &tasks {
+        let all: Vec<Value> = nodes
+            .iter()
+            .map(|n| json!({"uid": n, "status": "ready", "progress": 100}))
+            .collect();
+        replies.push(json!({"task_uuid": uuid, "status": "ready", "progress": 100, "nodes": all}));
+    }
+
+    let mut before = 0;
+    for b in bridges.iter() {
+        before += replies_handled(&http, b).await;
+    }
+    let started = Instant::now();
+    requester.publish_replies(&replies).await;
+    let published = started.elapsed().as_secs_f64();
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let mut now = 0;
+        for b in bridges.iter() {
+            now += replies_handled(&http, b).await;
+        }
+        if now - before >= replies.len() as u64 {
+            break;
+        }
+        for b in bridges.iter_mut() {
+            b.assert_running();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} of {} replies handled",
+            now - before,
+            replies.len()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    println!(
+        "{} replies published and confirmed in {published:.2} s, handled in {seconds:.2} s",
+        replies.len()
+    );
+    let rate = replies.len() as f64 / seconds;
+    await_ended(db, &clusters, &mut bridges.iter_mut().collect::<Vec<_>>()).await;
+    (replies.len(), rate)
 }
 
 async fn queue_depth(channel: &Channel, queue: &str) -> u32 {
@@ -570,14 +698,15 @@ async fn three_bridges_on_a_cluster_survive_a_node_and_a_bridge_killed() {
     };
     let mut bridges: Vec<Process> = vec![bridge(0)];
     await_ready(&http, &mut bridges[0]).await;
+    // During the throughput rounds the simulated Astute takes the casts and says nothing:
+    // the test publishes the replies.
     let mut simulator = Process::spawn(
         "astute",
-        &["simulate-astute", "--step-ms", "0"],
+        &["simulate-astute", "--stall"],
         bridge_env(&database_url, 2, 0),
         &logs,
         0,
     );
-
     let mut settings = Settings::load(None).expect("default settings");
     settings.amqp.url = amqp_url(1);
     let mut client = Client::connect(&settings.amqp, Duration::from_secs(30))
@@ -604,26 +733,16 @@ async fn three_bridges_on_a_cluster_survive_a_node_and_a_bridge_killed() {
     let to = releases["Icehouse on Ubuntu 12.04.4 2014.1.1-5.0.2"];
 
     // Throughput with 1, 2 and 3 bridges.
-    let simulator_log = simulator.log.clone();
     let mut rates = Vec::new();
     for count in 1..=3 {
         if count > 1 {
             bridges.push(bridge(count - 1));
             await_ready(&http, &mut bridges[count - 1]).await;
         }
-        let (running, _) = bridges.split_at_mut(count);
-        let mut processes: Vec<&mut Process> = running.iter_mut().collect();
-        processes.push(&mut simulator);
-        let rate = throughput_round(
-            &mut client,
-            &requester,
-            &db,
-            &simulator_log,
-            (from, to),
-            &mut processes,
-        )
-        .await;
-        println!("replies/s with {count} bridge(s): {rate:.0}");
+        let (replies, rate) =
+            throughput_round(&mut client, &requester, &db, (from, to), &mut bridges).await;
+        simulator.assert_running();
+        println!("replies/s with {count} bridge(s): {rate:.0} ({replies} replies)");
         rates.push(rate);
     }
 
