@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::core::release_sources::{Master, SourceError, SourceTemplates};
+use crate::core::source_allowlist::{PrefixError, SourcePrefixes};
 
 /// The defaults, compiled in so the binary runs from any directory.
 const DEFAULTS: &str = include_str!("../config/default.toml");
@@ -24,6 +25,26 @@ pub struct Settings {
     pub retention: RetentionSettings,
     pub log: LogSettings,
     pub master: MasterSettings,
+    pub security: SecuritySettings,
+}
+
+/// Limits on what requests may make Astute do.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecuritySettings {
+    /// URL prefixes a release's repositories and Puppet sources must be under; empty: any.
+    #[serde(default)]
+    pub allowed_source_prefixes: Vec<String>,
+}
+
+impl SecuritySettings {
+    /// The allow-list, or `None` when every source is allowed.
+    pub fn source_prefixes(&self) -> Result<Option<SourcePrefixes>, PrefixError> {
+        if self.allowed_source_prefixes.is_empty() {
+            return Ok(None);
+        }
+        SourcePrefixes::parse(&self.allowed_source_prefixes).map(Some)
+    }
 }
 
 /// How long records that only grow are kept (0 keeps them forever).
@@ -259,6 +280,9 @@ impl Settings {
             }
             other => SettingsError::Rule(format!("master: {other}")),
         })?;
+        self.security
+            .source_prefixes()
+            .map_err(|e| SettingsError::Rule(format!("security.{e}")))?;
         Ok(())
     }
 }

@@ -9,5 +9,6 @@ pub mod enums;
 pub mod refusal;
 pub mod release_sources;
 pub mod reply;
+pub mod source_allowlist;
 pub mod storable;
 pub mod transitions;

@@ -29,7 +29,7 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let new = parse_body(&body)?;
     let txn = state.begin().await?;
-    let result = releases::create_release(&txn, new).await;
+    let result = releases::create_release(&txn, &state.ctx, new).await;
     Ok((StatusCode::CREATED, Json(state.finish(txn, result).await?)))
 }
 

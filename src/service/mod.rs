@@ -17,6 +17,7 @@ use serde_json::{Map, Value};
 use crate::config::AmqpSettings;
 use crate::core::refusal::{ErrorCode, Refusal};
 use crate::core::release_sources::Master;
+use crate::core::source_allowlist::SourcePrefixes;
 
 /// What every operation needs besides its transaction.
 #[derive(Debug, Clone)]
@@ -29,6 +30,26 @@ pub struct Context {
     pub publisher_id: String,
     /// The master whose default sources stand in for a release's missing ones in a cast.
     pub master: Master,
+    /// `[security] allowed_source_prefixes`: where a release's sources may point; `None`: anywhere.
+    pub source_prefixes: Option<SourcePrefixes>,
+}
+
+impl Context {
+    /// The context of a bridge run with `settings` (already validated by `Settings::load`).
+    pub fn from_settings(settings: &crate::config::Settings, publisher_id: String) -> Context {
+        Context {
+            fuel_version: settings.fuel_version.clone(),
+            amqp: settings.amqp.clone(),
+            publisher_id,
+            master: settings.master.master(),
+            // Checked when the settings were loaded; a prefix list that no longer parses
+            // allows nothing rather than everything.
+            source_prefixes: settings
+                .security
+                .source_prefixes()
+                .unwrap_or_else(|_| Some(SourcePrefixes::none())),
+        }
+    }
 }
 
 /// Why an operation did not happen.
