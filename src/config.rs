@@ -1,11 +1,13 @@
 //! Settings, layered with the `config` crate: compiled-in defaults (`config/default.toml`), an
 //! optional file, then `ASTUTE_BRIDGE__SECTION__KEY` environment variables.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::core::access::{AllowedUsers, Role};
 use crate::core::release_sources::{Master, SourceError, SourceTemplates};
 use crate::core::source_allowlist::{PrefixError, SourcePrefixes};
 
@@ -26,6 +28,23 @@ pub struct Settings {
     pub log: LogSettings,
     pub master: MasterSettings,
     pub security: SecuritySettings,
+    pub requests: RequestsSettings,
+}
+
+/// Who may send requests over AMQP.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestsSettings {
+    /// Broker user (the message's `user_id`) → role; empty: every request is accepted.
+    #[serde(default)]
+    pub allowed_users: BTreeMap<String, Role>,
+}
+
+impl RequestsSettings {
+    /// The allow-list, or `None` when every request is accepted.
+    pub fn allowed_users(&self) -> Option<AllowedUsers> {
+        (!self.allowed_users.is_empty()).then(|| AllowedUsers::new(self.allowed_users.clone()))
+    }
 }
 
 /// Limits on what requests may make Astute do.
@@ -408,6 +427,39 @@ mod tests {
         let empty_node = dir.path().join("empty.toml");
         std::fs::write(&empty_node, "[amqp]\nurl = \"amqp://h1,,h2/\"\n").unwrap();
         assert!(Settings::load(Some(&empty_node)).is_err());
+    }
+
+    #[test]
+    fn allowed_users_map_broker_users_to_roles() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("users.toml");
+        std::fs::write(
+            &file,
+            "[requests.allowed_users]\nnailgun = \"operator\"\nMonitor = \"reader\"\n",
+        )
+        .unwrap();
+        let s = Settings::load(Some(&file)).unwrap();
+        let users = s.requests.allowed_users().expect("a list");
+        assert_eq!(
+            users.authorize(Some("nailgun"), "update_cluster"),
+            Ok(Role::Operator)
+        );
+        // RabbitMQ user names are case-sensitive; so is the list.
+        assert_eq!(
+            users.authorize(Some("Monitor"), "get_task"),
+            Ok(Role::Reader)
+        );
+        assert!(Settings::load(None)
+            .unwrap()
+            .requests
+            .allowed_users()
+            .is_none());
+
+        std::fs::write(&file, "[requests.allowed_users]\nx = \"admin\"\n").unwrap();
+        assert!(
+            Settings::load(Some(&file)).is_err(),
+            "only reader and operator"
+        );
     }
 
     #[test]

@@ -11,4 +11,10 @@ pub fn warn_about_open_settings(settings: &Settings) {
              or Puppet source, and an update runs its manifests as root on every node"
         );
     }
+    if settings.requests.allowed_users.is_empty() {
+        tracing::warn!(
+            "[requests] allowed_users is not set: every request on the request queue is \
+             executed, whoever published it"
+        );
+    }
 }

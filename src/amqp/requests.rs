@@ -69,6 +69,8 @@ struct Envelope {
     message_id: Option<String>,
     reply_to: Option<String>,
     correlation_id: Option<String>,
+    /// The broker user who published it (RabbitMQ checks it against the connection's user).
+    user_id: Option<String>,
 }
 
 async fn handle(
@@ -92,6 +94,11 @@ async fn handle(
         correlation_id: delivery
             .properties
             .correlation_id()
+            .as_ref()
+            .map(|s| s.to_string()),
+        user_id: delivery
+            .properties
+            .user_id()
             .as_ref()
             .map(|s| s.to_string()),
     };
@@ -145,14 +152,29 @@ async fn execute(
         .map(|r| r.method.as_str())
         .unwrap_or("")
         .to_string();
+    let denied = forbidden(ctx, envelope, &parsed);
     if let Some(message_id) = &envelope.message_id {
         if let Some(saved) = claim(&txn, message_id, &method).await? {
-            tracing::info!("request already executed; answering with its first result");
+            // A sender who may not call this never gets another's first answer.
+            let (saved, refused) = match &denied {
+                Some(refusal) => {
+                    tracing::info!(code = %refusal.code, reason = %refusal.message, "request refused");
+                    (request::error_response(refusal), true)
+                }
+                None => {
+                    tracing::info!("request already executed; answering with its first result");
+                    (saved, false)
+                }
+            };
             answer(&txn, envelope, saved).await?;
             txn.commit().await?;
-            return Ok(false);
+            return Ok(refused);
         }
     }
+    let parsed = match denied {
+        Some(refusal) => Err(refusal),
+        None => parsed,
+    };
     let result = match parsed {
         Err(refusal) => Err(refusal),
         Ok(req) => {
@@ -203,6 +225,21 @@ async fn execute(
     answer(&txn, envelope, response).await?;
     txn.commit().await?;
     Ok(refused)
+}
+
+/// `forbidden` when `[requests] allowed_users` is set and the sender may not call the method
+/// (or, for a request that could not be read, is not listed at all).
+fn forbidden(
+    ctx: &Context,
+    envelope: &Envelope,
+    parsed: &Result<request::Request, Refusal>,
+) -> Option<Refusal> {
+    let users = ctx.allowed_users.as_ref()?;
+    let user = envelope.user_id.as_deref();
+    match parsed {
+        Ok(req) => users.authorize(user, &req.method).err(),
+        Err(_) => users.role_of(user).err(),
+    }
 }
 
 /// Records `message_id` as executed. Returns the first answer if it already was. The record is

@@ -2,6 +2,7 @@
 //! deploy-message serializer, the release sources a cast carries and the rules for Astute's replies. Nothing here does I/O; every
 //! function takes plain values and returns the changes to apply, so it can be tested exhaustively.
 
+pub mod access;
 pub mod compact;
 pub mod compatibility;
 pub mod deploy_message;

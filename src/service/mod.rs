@@ -15,6 +15,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use crate::config::AmqpSettings;
+use crate::core::access::AllowedUsers;
 use crate::core::refusal::{ErrorCode, Refusal};
 use crate::core::release_sources::Master;
 use crate::core::source_allowlist::SourcePrefixes;
@@ -32,6 +33,8 @@ pub struct Context {
     pub master: Master,
     /// `[security] allowed_source_prefixes`: where a release's sources may point; `None`: anywhere.
     pub source_prefixes: Option<SourcePrefixes>,
+    /// `[requests] allowed_users`: who may send AMQP requests; `None`: anyone.
+    pub allowed_users: Option<AllowedUsers>,
 }
 
 impl Context {
@@ -48,6 +51,7 @@ impl Context {
                 .security
                 .source_prefixes()
                 .unwrap_or_else(|_| Some(SourcePrefixes::none())),
+            allowed_users: settings.requests.allowed_users(),
         }
     }
 }
