@@ -72,6 +72,8 @@ impl SecuritySettings {
 pub struct RetentionSettings {
     pub processed_requests_days: u32,
     pub task_cache_days: u32,
+    /// Rows of the audit trail.
+    pub audit_days: u32,
     pub interval_secs: u64,
 }
 

@@ -21,7 +21,10 @@ use tracing::Instrument;
 use super::settle::{ack, requeue};
 use super::subscription::Subscription;
 use super::AmqpError;
+use crate::core::access;
+use crate::core::audit::{Targets, Transport, ANONYMOUS};
 use crate::core::refusal::Refusal;
+use crate::service::audit;
 use crate::service::dispatch::dispatch;
 use crate::service::{Context, ServiceError};
 use crate::store::entity::processed_request;
@@ -171,6 +174,12 @@ async fn execute(
             return Ok(refused);
         }
     }
+    // What was asked for, even if refused.
+    let targets = parsed
+        .as_ref()
+        .map(|req| Targets::from_args(&req.args))
+        .unwrap_or_default();
+    let was_denied = denied.is_some();
     let parsed = match denied {
         Some(refusal) => Err(refusal),
         None => parsed,
@@ -207,6 +216,27 @@ async fn execute(
             tracing::info!(code = %refusal.code, reason = %refusal.message, "request refused")
         }
     }
+    // Every request that may change something is on the trail, refused or not, in this
+    // transaction: it commits with the change (or the refusal's idempotency record).
+    if was_denied || !access::is_read(&method) {
+        let targets = match &result {
+            Ok(response) if Targets::needs_answer(&method) => {
+                targets.with_answer(&method, &answered_result(response))
+            }
+            _ => targets,
+        };
+        audit::record(
+            &txn,
+            audit::Entry {
+                actor: envelope.user_id.as_deref().unwrap_or(ANONYMOUS),
+                transport: Transport::Amqp,
+                method: &method,
+                targets,
+                refusal: result.as_ref().err(),
+            },
+        )
+        .await?;
+    }
     let refused = result.is_err();
     let response = match result {
         Ok(response) => response,
@@ -225,6 +255,13 @@ async fn execute(
     answer(&txn, envelope, response).await?;
     txn.commit().await?;
     Ok(refused)
+}
+
+/// The `result` of an `{"ok": true, "result": …}` answer, for the ids of what it made.
+fn answered_result(response: &str) -> serde_json::Value {
+    serde_json::from_str::<serde_json::Value>(response)
+        .map(|mut answer| answer["result"].take())
+        .unwrap_or_default()
 }
 
 /// `forbidden` when `[requests] allowed_users` is set and the sender may not call the method

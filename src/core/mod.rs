@@ -3,6 +3,7 @@
 //! function takes plain values and returns the changes to apply, so it can be tested exhaustively.
 
 pub mod access;
+pub mod audit;
 pub mod compact;
 pub mod compatibility;
 pub mod deploy_message;

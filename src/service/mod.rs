@@ -2,6 +2,7 @@
 //! inside a transaction its caller opened, so the caller decides when the change (and the
 //! messages it queued in the outbox) commits.
 
+pub mod audit;
 pub mod clusters;
 pub mod dispatch;
 pub mod notifications;
