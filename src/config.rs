@@ -153,6 +153,8 @@ pub struct AmqpSettings {
     pub timeout_secs: u64,
     /// Largest message the bridge publishes (casts, answers, notifications).
     pub max_message_bytes: usize,
+    /// Largest reply from Astute read; larger ones are dead-lettered unread.
+    pub max_reply_bytes: usize,
     pub prefetch: u16,
     pub reply_workers: usize,
     pub request_exchange: String,
