@@ -180,12 +180,7 @@ async fn child(nodes: usize) {
     settings.amqp.max_message_bytes = 1 << 30;
     let db = store::connect(&settings.database).await.expect("SQLite");
     store::migrate(&db).await.expect("migrations");
-    let ctx = Context {
-        fuel_version: settings.fuel_version.clone(),
-        amqp: settings.amqp.clone(),
-        publisher_id: "astute-bridge.bench".into(),
-        master: settings.master.master(),
-    };
+    let ctx = Context::from_settings(&settings, "astute-bridge.bench".into());
     let release = |version: &str, from: Vec<&str>| {
         json!({"name": "Icehouse on Ubuntu 12.04", "version": version, "operating_system": "Ubuntu",
                "can_update_from_versions": from,

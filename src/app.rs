@@ -84,6 +84,7 @@ impl Server {
     /// Binds the HTTP front (if enabled); connects nothing yet.
     pub async fn bind(settings: Settings) -> Result<Server, AppError> {
         telemetry::metrics_handle();
+        crate::security::warn_about_open_settings(&settings);
         let health = Health::new();
         Ok(Server {
             listener: bind_http(&settings).await?,
@@ -159,6 +160,7 @@ impl Application {
     /// Binds the HTTP API (if enabled), opens the database (migrating it if configured),
     /// connects to the broker and declares the topology.
     pub async fn build(settings: Settings) -> Result<Application, AppError> {
+        crate::security::warn_about_open_settings(&settings);
         let health = Health::new();
         let session = Session::open(&settings, &health).await?;
         telemetry::metrics_handle();
@@ -270,15 +272,13 @@ impl Session {
             channel.close(200, "topology declared".into()),
         )
         .await;
-        let ctx = Context {
-            fuel_version: settings.fuel_version.clone(),
-            amqp: settings.amqp.clone(),
-            publisher_id: format!(
+        let ctx = Context::from_settings(
+            settings,
+            format!(
                 "astute-bridge.{}",
                 gethostname::gethostname().to_string_lossy()
             ),
-            master: settings.master.master(),
-        };
+        );
         Ok(Session {
             settings: settings.clone(),
             db,

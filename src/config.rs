@@ -1,12 +1,15 @@
 //! Settings, layered with the `config` crate: compiled-in defaults (`config/default.toml`), an
 //! optional file, then `ASTUTE_BRIDGE__SECTION__KEY` environment variables.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::core::access::{AllowedUsers, Role};
 use crate::core::release_sources::{Master, SourceError, SourceTemplates};
+use crate::core::source_allowlist::{PrefixError, SourcePrefixes};
 
 /// The defaults, compiled in so the binary runs from any directory.
 const DEFAULTS: &str = include_str!("../config/default.toml");
@@ -24,6 +27,43 @@ pub struct Settings {
     pub retention: RetentionSettings,
     pub log: LogSettings,
     pub master: MasterSettings,
+    pub security: SecuritySettings,
+    pub requests: RequestsSettings,
+}
+
+/// Who may send requests over AMQP.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestsSettings {
+    /// Broker user (the message's `user_id`) → role; empty: every request is accepted.
+    #[serde(default)]
+    pub allowed_users: BTreeMap<String, Role>,
+}
+
+impl RequestsSettings {
+    /// The allow-list, or `None` when every request is accepted.
+    pub fn allowed_users(&self) -> Option<AllowedUsers> {
+        (!self.allowed_users.is_empty()).then(|| AllowedUsers::new(self.allowed_users.clone()))
+    }
+}
+
+/// Limits on what requests may make Astute do.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecuritySettings {
+    /// URL prefixes a release's repositories and Puppet sources must be under; empty: any.
+    #[serde(default)]
+    pub allowed_source_prefixes: Vec<String>,
+}
+
+impl SecuritySettings {
+    /// The allow-list, or `None` when every source is allowed.
+    pub fn source_prefixes(&self) -> Result<Option<SourcePrefixes>, PrefixError> {
+        if self.allowed_source_prefixes.is_empty() {
+            return Ok(None);
+        }
+        SourcePrefixes::parse(&self.allowed_source_prefixes).map(Some)
+    }
 }
 
 /// How long records that only grow are kept (0 keeps them forever).
@@ -32,6 +72,8 @@ pub struct Settings {
 pub struct RetentionSettings {
     pub processed_requests_days: u32,
     pub task_cache_days: u32,
+    /// Rows of the audit trail.
+    pub audit_days: u32,
     pub interval_secs: u64,
 }
 
@@ -111,6 +153,8 @@ pub struct AmqpSettings {
     pub timeout_secs: u64,
     /// Largest message the bridge publishes (casts, answers, notifications).
     pub max_message_bytes: usize,
+    /// Largest reply from Astute read; larger ones are dead-lettered unread.
+    pub max_reply_bytes: usize,
     pub prefetch: u16,
     pub reply_workers: usize,
     pub request_exchange: String,
@@ -259,6 +303,9 @@ impl Settings {
             }
             other => SettingsError::Rule(format!("master: {other}")),
         })?;
+        self.security
+            .source_prefixes()
+            .map_err(|e| SettingsError::Rule(format!("security.{e}")))?;
         Ok(())
     }
 }
@@ -384,6 +431,39 @@ mod tests {
         let empty_node = dir.path().join("empty.toml");
         std::fs::write(&empty_node, "[amqp]\nurl = \"amqp://h1,,h2/\"\n").unwrap();
         assert!(Settings::load(Some(&empty_node)).is_err());
+    }
+
+    #[test]
+    fn allowed_users_map_broker_users_to_roles() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("users.toml");
+        std::fs::write(
+            &file,
+            "[requests.allowed_users]\nnailgun = \"operator\"\nMonitor = \"reader\"\n",
+        )
+        .unwrap();
+        let s = Settings::load(Some(&file)).unwrap();
+        let users = s.requests.allowed_users().expect("a list");
+        assert_eq!(
+            users.authorize(Some("nailgun"), "update_cluster"),
+            Ok(Role::Operator)
+        );
+        // RabbitMQ user names are case-sensitive; so is the list.
+        assert_eq!(
+            users.authorize(Some("Monitor"), "get_task"),
+            Ok(Role::Reader)
+        );
+        assert!(Settings::load(None)
+            .unwrap()
+            .requests
+            .allowed_users()
+            .is_none());
+
+        std::fs::write(&file, "[requests.allowed_users]\nx = \"admin\"\n").unwrap();
+        assert!(
+            Settings::load(Some(&file)).is_err(),
+            "only reader and operator"
+        );
     }
 
     #[test]

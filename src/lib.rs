@@ -11,6 +11,7 @@ pub mod core;
 pub mod health;
 pub mod http;
 pub mod retention;
+pub mod security;
 pub mod service;
 pub mod simulator;
 pub mod store;

@@ -52,6 +52,15 @@ enum Command {
         #[command(subcommand)]
         action: OutboxAction,
     },
+    /// Print the audit trail (who asked for each change), newest first, as JSON.
+    Audit {
+        /// Only the rows naming this cluster.
+        #[arg(long)]
+        cluster: Option<i32>,
+        /// Most rows shown (1 to 1000).
+        #[arg(long, default_value_t = 100)]
+        limit: u64,
+    },
     /// Publish one request to the bridge and print its answer, e.g.
     /// `astute-bridge request update_cluster '{"cluster_id": 1, "release_id": 2}'`.
     Request {
@@ -183,6 +192,10 @@ async fn main() -> ExitCode {
         Command::Outbox { action } => {
             init_logging(settings.log.format, "warn", true);
             edge(parked_messages(settings, action).await)
+        }
+        Command::Audit { cluster, limit } => {
+            init_logging(settings.log.format, "warn", true);
+            edge(audit_trail(settings, cluster, limit).await)
         }
         Command::Request {
             method,
@@ -389,6 +402,12 @@ async fn dead_letters(settings: Settings, action: DlqAction) -> anyhow::Result<(
         }
     }
     let _ = connection.close(200, "done".into()).await;
+    Ok(())
+}
+
+async fn audit_trail(settings: Settings, cluster: Option<i32>, limit: u64) -> anyhow::Result<()> {
+    let rows = cli::audit::list(&settings, cluster, limit).await?;
+    println!("{}", serde_json::to_string_pretty(&rows)?);
     Ok(())
 }
 

@@ -1,6 +1,6 @@
 //! Bounded growth: idempotency records older than `retention.processed_requests_days` are
 //! pruned, and so, when `retention.task_cache_days` is set, are the casts kept in ended tasks'
-//! `cache`. Every bridge sweeps; the deletes are idempotent, so several sweeping at once is
+//! `cache`, and audit rows older than `retention.audit_days`. Every bridge sweeps; the deletes are idempotent, so several sweeping at once is
 //! harmless.
 
 use std::time::Duration;
@@ -12,13 +12,14 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::RetentionSettings;
 use crate::core::enums::TaskStatus;
-use crate::store::entity::{processed_request, task};
+use crate::store::entity::{audit, processed_request, task};
 
 /// What one sweep removed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Swept {
     pub processed_requests: u64,
     pub task_caches: u64,
+    pub audit: u64,
 }
 
 pub struct Retention {
@@ -41,6 +42,7 @@ impl Retention {
                     tracing::info!(
                         processed_requests = swept.processed_requests,
                         task_caches = swept.task_caches,
+                        audit = swept.audit,
                         "retention: old records pruned"
                     )
                 }
@@ -73,6 +75,14 @@ impl Retention {
                 .filter(task::Column::Status.ne(TaskStatus::Running.as_str()))
                 .filter(task::Column::UpdatedAt.lt(cutoff))
                 .filter(Expr::col(cache()).is_not_null())
+                .exec(&self.db)
+                .await?
+                .rows_affected;
+        }
+        if self.settings.audit_days > 0 {
+            let cutoff = Utc::now() - days(self.settings.audit_days);
+            swept.audit = audit::Entity::delete_many()
+                .filter(audit::Column::At.lt(cutoff))
                 .exec(&self.db)
                 .await?
                 .rows_affected;

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use astute_bridge::store::entity::{
-    cluster, node, notification, outbox, processed_request, release, task,
+    audit, cluster, node, notification, outbox, processed_request, release, task,
 };
 use chrono::{DateTime, TimeZone, Utc};
 use migrations::{Migrator, MigratorTrait};
@@ -50,7 +50,7 @@ macro_rules! insert {
     }};
 }
 
-const TABLES: [&str; 7] = [
+const TABLES: [&str; 8] = [
     "releases",
     "clusters",
     "nodes",
@@ -58,6 +58,7 @@ const TABLES: [&str; 7] = [
     "notifications",
     "outbox",
     "processed_requests",
+    "audit",
 ];
 
 const PARTIAL_INDEX: &str = "tasks_one_running_per_cluster";
@@ -188,6 +189,8 @@ async fn assert_schema_present(db: &DatabaseConnection) {
         "tasks_cluster_id_idx",
         PARTIAL_INDEX,
         "notifications_cluster_id_idx",
+        "audit_cluster_id_idx",
+        "audit_at_idx",
     ] {
         assert!(
             indexes.contains(index),
@@ -463,6 +466,23 @@ async fn round_trip_every_table(db: &DatabaseConnection) {
         true,
     );
 
+    // The audit trail names clusters and releases without holding them.
+    let entry = insert!(
+        db,
+        audit,
+        audit::Model {
+            id: 0,
+            at: at(9),
+            actor: "nailgun".into(),
+            transport: "amqp".into(),
+            method: "update_cluster".into(),
+            cluster_id: Some(cluster.id),
+            release_id: Some(target.id),
+            node_ids: Some("[1,2]".into()),
+            outcome: "ok".into(),
+        }
+    );
+
     // Foreign keys: RESTRICT on releases, CASCADE to nodes and tasks, SET NULL on notifications.
     assert_violation(
         release::Entity::delete_by_id(target.id).exec(db).await,
@@ -490,6 +510,12 @@ async fn round_trip_every_table(db: &DatabaseConnection) {
         (note.cluster_id, note.node_id, note.task_id),
         (None, None, None)
     );
+    let entry = audit::Entity::find_by_id(entry.id)
+        .one(db)
+        .await
+        .unwrap()
+        .expect("the audit trail outlives its cluster");
+    assert_eq!(entry.cluster_id, Some(cluster.id));
 
     // Leave the database empty for the next round.
     for table in TABLES.iter().rev() {

@@ -63,6 +63,15 @@ async fn start_update(bridge: &mut Bridge, cluster: i64, release: i64) -> (Value
         uuid.as_str(),
         "the next cast on naily is this task's"
     );
+    // The relay marks the cast delivered (the task's updated_at) when the broker confirms it,
+    // which may be after the test got it: wait, so later snapshots of the task are stable.
+    bridge
+        .rows_until(
+            "SELECT COUNT(*) AS n FROM outbox",
+            "the cast's confirm recorded",
+            |n| n == 0,
+        )
+        .await;
     (task, uuid, cast)
 }
 

@@ -337,7 +337,45 @@ async fn a_requeued_reply_is_not_overtaken_by_a_later_one_of_its_task() {
     stop_with_nothing_left(bridge).await;
 }
 
+/// A reply over `amqp.max_reply_bytes` (a huge node list naming a real task) is dead-lettered
+/// unread, with its size as the reason, and changes nothing; the next reply applies.
+async fn a_reply_over_the_size_limit_is_dead_lettered_unread(backend: Backend) {
+    let mut bridge = Bridge::start_with(backend, |s| s.amqp.max_reply_bytes = 64 * 1024).await;
+    let (cluster, uuid) = running_upgrade(&mut bridge).await;
+    let before = bridge
+        .ok("get_cluster", json!({"cluster_id": cluster}))
+        .await;
+    let nodes: Vec<Value> = (0..20_000)
+        .map(|i| json!({"uid": i, "status": "error", "progress": 100}))
+        .collect();
+    let huge = json!({"method": "deploy_resp",
+                      "args": {"task_uuid": uuid, "status": "error", "progress": 100, "nodes": nodes}})
+    .to_string();
+    assert!(huge.len() > 64 * 1024);
+    bridge.reply_raw(huge.as_bytes()).await;
+    let dead = bridge.next_dead_letter().await;
+    let reason = dead_letter_reason(&dead).expect("a reason");
+    assert!(reason.contains("max_reply_bytes"), "{reason}");
+    assert_eq!(dead.delivery.data.len(), huge.len(), "kept as it came");
+
+    bridge
+        .reply(json!({"task_uuid": uuid, "status": "running", "progress": 30}))
+        .await;
+    let seen = bridge
+        .cluster_until(cluster, "the next reply applied", |c| {
+            c["latest_task"]["progress"] == 30
+        })
+        .await;
+    assert_eq!(
+        seen["status"], before["status"],
+        "the huge reply changed nothing"
+    );
+    assert_eq!(seen["latest_task"]["status"], "running");
+    stop_with_nothing_left(bridge).await;
+}
+
 on_both_backends!(
+    a_reply_over_the_size_limit_is_dead_lettered_unread,
     a_nul_byte_in_the_failure_text_is_recorded,
     a_bad_uid_is_dead_lettered_and_the_rest_applies,
     a_reply_the_database_refuses_is_parked_with_its_reason,

@@ -1,9 +1,9 @@
-//! Bounded growth: idempotency records and ended tasks' casts older than their retention are
+//! Bounded growth: idempotency records, audit rows and ended tasks' casts older than their retention are
 //! pruned by the running bridge; fresh ones stay.
 
 mod common;
 
-use astute_bridge::store::entity::{processed_request, task};
+use astute_bridge::store::entity::{audit, processed_request, task};
 use chrono::Utc;
 use common::{load_fixture, release_id, Backend, Bridge};
 use sea_orm::sea_query::Expr;
@@ -14,6 +14,7 @@ async fn old_records_are_pruned(backend: Backend) {
     let mut bridge = Bridge::start_with(backend, |s| {
         s.retention.processed_requests_days = 7;
         s.retention.task_cache_days = 1;
+        s.retention.audit_days = 30;
         s.retention.interval_secs = 1;
     })
     .await;
@@ -66,6 +67,34 @@ async fn old_records_are_pruned(backend: Backend) {
         .await
         .expect("age the task");
 
+    let trail = bridge.count("audit").await;
+    assert!(
+        trail >= 4,
+        "the fixture's requests are on the trail ({trail})"
+    );
+    audit::Entity::update_many()
+        .col_expr(
+            audit::Column::At,
+            Expr::value(Utc::now() - chrono::Duration::days(31)),
+        )
+        .exec(&bridge.db)
+        .await
+        .expect("age the audit trail");
+
+    bridge
+        .rows_until(
+            "SELECT COUNT(*) AS n FROM audit",
+            "the old audit rows pruned",
+            |n| n == 0,
+        )
+        .await;
+    bridge
+        .ok(
+            "add_notification",
+            json!({"topic": "done", "message": "fresh"}),
+        )
+        .await;
+    assert_eq!(bridge.count("audit").await, 1, "a fresh row stays");
     bridge
         .rows_until(
             "SELECT COUNT(*) AS n FROM processed_requests WHERE message_id = 'old-request'",

@@ -104,7 +104,7 @@ pub async fn run(
         tokio::select! {
             next = subscription.next() => match next {
                 Ok(delivery) => {
-                    let lane = lane_of(&delivery.data, lanes.len());
+                    let lane = lane_of(&delivery.data, names.max_reply_bytes, lanes.len());
                     if lanes[lane].send(delivery).await.is_err() {
                         break Err(AmqpError::Topology("a reply lane stopped".into()));
                     }
@@ -152,10 +152,14 @@ fn lane_ended(joined: Result<Result<(), AmqpError>, tokio::task::JoinError>) -> 
     }
 }
 
-/// The lane of a reply: by task uuid, so one task's replies stay in order.
-fn lane_of(body: &[u8], lanes: usize) -> usize {
+/// The lane of a reply: by task uuid, so one task's replies stay in order. A reply over the
+/// size limit is not read (its lane dead-letters it).
+fn lane_of(body: &[u8], limit: usize, lanes: usize) -> usize {
     let mut hasher = DefaultHasher::new();
-    astute_reply::peek_task_uuid(body).hash(&mut hasher);
+    astute_reply::check_size(body, limit)
+        .ok()
+        .and_then(|()| astute_reply::peek_task_uuid(body))
+        .hash(&mut hasher);
     (hasher.finish() % lanes as u64) as usize
 }
 
@@ -192,7 +196,7 @@ impl Handler {
     async fn handle(&self, batch: Vec<Delivery>, memory: &mut LaneMemory) -> Result<(), AmqpError> {
         let mut replies = Vec::with_capacity(batch.len());
         for delivery in batch {
-            match astute_reply::parse(&delivery.data) {
+            match astute_reply::parse_within(&delivery.data, self.ctx.amqp.max_reply_bytes) {
                 Ok(reply) => replies.push(Pending {
                     fingerprint: fingerprint(&delivery.data),
                     delivery,

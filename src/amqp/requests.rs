@@ -21,7 +21,10 @@ use tracing::Instrument;
 use super::settle::{ack, requeue};
 use super::subscription::Subscription;
 use super::AmqpError;
+use crate::core::access;
+use crate::core::audit::{Targets, Transport, ANONYMOUS};
 use crate::core::refusal::Refusal;
+use crate::service::audit;
 use crate::service::dispatch::dispatch;
 use crate::service::{Context, ServiceError};
 use crate::store::entity::processed_request;
@@ -69,6 +72,8 @@ struct Envelope {
     message_id: Option<String>,
     reply_to: Option<String>,
     correlation_id: Option<String>,
+    /// The broker user who published it (RabbitMQ checks it against the connection's user).
+    user_id: Option<String>,
 }
 
 async fn handle(
@@ -92,6 +97,11 @@ async fn handle(
         correlation_id: delivery
             .properties
             .correlation_id()
+            .as_ref()
+            .map(|s| s.to_string()),
+        user_id: delivery
+            .properties
+            .user_id()
             .as_ref()
             .map(|s| s.to_string()),
     };
@@ -145,14 +155,35 @@ async fn execute(
         .map(|r| r.method.as_str())
         .unwrap_or("")
         .to_string();
+    let denied = forbidden(ctx, envelope, &parsed);
     if let Some(message_id) = &envelope.message_id {
         if let Some(saved) = claim(&txn, message_id, &method).await? {
-            tracing::info!("request already executed; answering with its first result");
+            // A sender who may not call this never gets another's first answer.
+            let (saved, refused) = match &denied {
+                Some(refusal) => {
+                    tracing::info!(code = %refusal.code, reason = %refusal.message, "request refused");
+                    (request::error_response(refusal), true)
+                }
+                None => {
+                    tracing::info!("request already executed; answering with its first result");
+                    (saved, false)
+                }
+            };
             answer(&txn, envelope, saved).await?;
             txn.commit().await?;
-            return Ok(false);
+            return Ok(refused);
         }
     }
+    // What was asked for, even if refused.
+    let targets = parsed
+        .as_ref()
+        .map(|req| Targets::from_args(&req.args))
+        .unwrap_or_default();
+    let was_denied = denied.is_some();
+    let parsed = match denied {
+        Some(refusal) => Err(refusal),
+        None => parsed,
+    };
     let result = match parsed {
         Err(refusal) => Err(refusal),
         Ok(req) => {
@@ -185,6 +216,27 @@ async fn execute(
             tracing::info!(code = %refusal.code, reason = %refusal.message, "request refused")
         }
     }
+    // Every request that may change something is on the trail, refused or not, in this
+    // transaction: it commits with the change (or the refusal's idempotency record).
+    if was_denied || !access::is_read(&method) {
+        let targets = match &result {
+            Ok(response) if Targets::needs_answer(&method) => {
+                targets.with_answer(&method, &answered_result(response))
+            }
+            _ => targets,
+        };
+        audit::record(
+            &txn,
+            audit::Entry {
+                actor: envelope.user_id.as_deref().unwrap_or(ANONYMOUS),
+                transport: Transport::Amqp,
+                method: &method,
+                targets,
+                refusal: result.as_ref().err(),
+            },
+        )
+        .await?;
+    }
     let refused = result.is_err();
     let response = match result {
         Ok(response) => response,
@@ -203,6 +255,28 @@ async fn execute(
     answer(&txn, envelope, response).await?;
     txn.commit().await?;
     Ok(refused)
+}
+
+/// The `result` of an `{"ok": true, "result": …}` answer, for the ids of what it made.
+fn answered_result(response: &str) -> serde_json::Value {
+    serde_json::from_str::<serde_json::Value>(response)
+        .map(|mut answer| answer["result"].take())
+        .unwrap_or_default()
+}
+
+/// `forbidden` when `[requests] allowed_users` is set and the sender may not call the method
+/// (or, for a request that could not be read, is not listed at all).
+fn forbidden(
+    ctx: &Context,
+    envelope: &Envelope,
+    parsed: &Result<request::Request, Refusal>,
+) -> Option<Refusal> {
+    let users = ctx.allowed_users.as_ref()?;
+    let user = envelope.user_id.as_deref();
+    match parsed {
+        Ok(req) => users.authorize(user, &req.method).err(),
+        Err(_) => users.role_of(user).err(),
+    }
 }
 
 /// Records `message_id` as executed. Returns the first answer if it already was. The record is

@@ -1,6 +1,7 @@
 //! The command line's operator tools: the `fuel`-style client, `watch`, `simulate-astute` and
 //! `demo`, with exit codes scripts can rely on.
 
+pub mod audit;
 pub mod commands;
 pub mod demo;
 pub mod outbox;

@@ -14,6 +14,8 @@ pub enum ErrorCode {
     InvalidState,
     /// The `deploy` cast or the answer would exceed `amqp.max_message_bytes`.
     MessageTooLarge,
+    /// Valid credentials, not allowed to do this.
+    Forbidden,
     Internal,
 }
 
@@ -28,6 +30,7 @@ impl ErrorCode {
             ErrorCode::IncompatibleRelease => "incompatible_release",
             ErrorCode::InvalidState => "invalid_state",
             ErrorCode::MessageTooLarge => "message_too_large",
+            ErrorCode::Forbidden => "forbidden",
             ErrorCode::Internal => "internal",
         }
     }

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::{parse_body, parse_id, ApiError, ApiState};
+use crate::core::audit::Targets;
 use crate::service::clusters::{self, ClusterRef, NewNode, NewNodes};
 use crate::service::{patching, tasks};
 
@@ -33,7 +34,10 @@ pub async fn create(
     let new = parse_body(&body)?;
     let txn = state.begin().await?;
     let result = clusters::create_cluster(&txn, new, &state.ctx.fuel_version).await;
-    Ok((StatusCode::CREATED, Json(state.finish(txn, result).await?)))
+    let created = state
+        .finish_audited(txn, "create_cluster", Targets::default(), result)
+        .await?;
+    Ok((StatusCode::CREATED, Json(created)))
 }
 
 /// `PUT /api/clusters/{id}/` with `{"pending_release_id": T}`.
@@ -46,7 +50,11 @@ pub async fn set_pending(
     let pending = parse_body(&body)?;
     let txn = state.begin().await?;
     let result = patching::set_pending_release(&txn, &state.ctx, cluster_id, pending).await;
-    Ok(Json(state.finish(txn, result).await?))
+    Ok(Json(
+        state
+            .finish_audited(txn, "set_pending_release", cluster(cluster_id), result)
+            .await?,
+    ))
 }
 
 #[derive(Debug, Deserialize)]
@@ -80,7 +88,10 @@ pub async fn update(
     }
     let txn = state.begin().await?;
     let result = patching::update_cluster(&txn, &state.ctx, target).await;
-    Ok((StatusCode::ACCEPTED, Json(state.finish(txn, result).await?)).into_response())
+    let task = state
+        .finish_audited(txn, "update_cluster", cluster(cluster_id), result)
+        .await?;
+    Ok((StatusCode::ACCEPTED, Json(task)).into_response())
 }
 
 pub async fn rollback(
@@ -90,7 +101,10 @@ pub async fn rollback(
     let cluster_id = parse_id("cluster", &id)?;
     let txn = state.begin().await?;
     let result = patching::rollback_cluster(&txn, &state.ctx, ClusterRef { cluster_id }).await;
-    Ok((StatusCode::ACCEPTED, Json(state.finish(txn, result).await?)))
+    let task = state
+        .finish_audited(txn, "rollback_cluster", cluster(cluster_id), result)
+        .await?;
+    Ok((StatusCode::ACCEPTED, Json(task)))
 }
 
 /// Nodes to add: a JSON array of nodes (as Nailgun takes them) or `{"nodes": [...]}`.
@@ -112,7 +126,18 @@ pub async fn add_nodes(
     };
     let txn = state.begin().await?;
     let result = clusters::add_nodes(&txn, NewNodes { cluster_id, nodes }).await;
-    Ok((StatusCode::CREATED, Json(state.finish(txn, result).await?)))
+    let added = state
+        .finish_audited(txn, "add_nodes", cluster(cluster_id), result)
+        .await?;
+    Ok((StatusCode::CREATED, Json(added)))
+}
+
+/// The trail's targets of a request on one cluster.
+fn cluster(cluster_id: i32) -> Targets {
+    Targets {
+        cluster_id: Some(cluster_id),
+        ..Targets::default()
+    }
 }
 
 pub async fn task(

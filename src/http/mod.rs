@@ -2,6 +2,7 @@
 //! requests use, plus health, readiness and Prometheus metrics. Errors answer
 //! `{"error": {"code", "message"}}` with the codes of the AMQP requests.
 
+mod audit;
 mod clusters;
 mod error;
 mod front;
@@ -91,6 +92,7 @@ pub fn router(state: ApiState) -> Router {
             get(notifications::list).post(notifications::create),
         )
         .route("/api/notifications/{id}/", put(notifications::mark))
+        .route("/api/audit/", get(audit::list))
         .fallback(error::no_route)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)

@@ -7,6 +7,7 @@ use axum::Json;
 use serde_json::Value;
 
 use super::{parse_body, parse_id, ApiError, ApiState};
+use crate::core::audit::Targets;
 use crate::service::notifications::{self, NotificationFilter};
 
 pub async fn list(
@@ -26,7 +27,10 @@ pub async fn create(
     let new = parse_body(&body)?;
     let txn = state.begin().await?;
     let result = notifications::add_notification(&txn, &state.ctx, new).await;
-    Ok((StatusCode::CREATED, Json(state.finish(txn, result).await?)))
+    let added = state
+        .finish_audited(txn, "add_notification", Targets::default(), result)
+        .await?;
+    Ok((StatusCode::CREATED, Json(added)))
 }
 
 pub async fn mark(
@@ -38,5 +42,9 @@ pub async fn mark(
     let mark = parse_body(&body)?;
     let txn = state.begin().await?;
     let result = notifications::mark_notification(&txn, notification_id, mark).await;
-    Ok(Json(state.finish(txn, result).await?))
+    Ok(Json(
+        state
+            .finish_audited(txn, "mark_notification", Targets::default(), result)
+            .await?,
+    ))
 }

@@ -7,6 +7,7 @@ use axum::Json;
 use serde_json::Value;
 
 use super::{parse_body, parse_id, ApiError, ApiState};
+use crate::core::audit::Targets;
 use crate::service::releases::{self, ReleaseRef};
 
 pub async fn list(State(state): State<ApiState>) -> Result<Json<Value>, ApiError> {
@@ -29,8 +30,11 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let new = parse_body(&body)?;
     let txn = state.begin().await?;
-    let result = releases::create_release(&txn, new).await;
-    Ok((StatusCode::CREATED, Json(state.finish(txn, result).await?)))
+    let result = releases::create_release(&txn, &state.ctx, new).await;
+    let created = state
+        .finish_audited(txn, "create_release", Targets::default(), result)
+        .await?;
+    Ok((StatusCode::CREATED, Json(created)))
 }
 
 pub async fn remove(
@@ -40,6 +44,12 @@ pub async fn remove(
     let release_id = parse_id("release", &id)?;
     let txn = state.begin().await?;
     let result = releases::delete_release(&txn, ReleaseRef { release_id }).await;
-    state.finish(txn, result).await?;
+    let targets = Targets {
+        release_id: Some(release_id),
+        ..Targets::default()
+    };
+    state
+        .finish_audited(txn, "delete_release", targets, result)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

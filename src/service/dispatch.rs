@@ -43,7 +43,7 @@ pub async fn dispatch<C: ConnectionTrait>(
         return answer(&verdict);
     }
     let value = match method {
-        "create_release" => releases::create_release(db, parse_args(args)?).await,
+        "create_release" => releases::create_release(db, ctx, parse_args(args)?).await,
         "delete_release" => releases::delete_release(db, parse_args(args)?).await,
         "list_releases" => {
             no_args(args)?;

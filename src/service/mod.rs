@@ -2,6 +2,7 @@
 //! inside a transaction its caller opened, so the caller decides when the change (and the
 //! messages it queued in the outbox) commits.
 
+pub mod audit;
 pub mod clusters;
 pub mod dispatch;
 pub mod notifications;
@@ -15,8 +16,10 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use crate::config::AmqpSettings;
+use crate::core::access::AllowedUsers;
 use crate::core::refusal::{ErrorCode, Refusal};
 use crate::core::release_sources::Master;
+use crate::core::source_allowlist::SourcePrefixes;
 
 /// What every operation needs besides its transaction.
 #[derive(Debug, Clone)]
@@ -29,6 +32,29 @@ pub struct Context {
     pub publisher_id: String,
     /// The master whose default sources stand in for a release's missing ones in a cast.
     pub master: Master,
+    /// `[security] allowed_source_prefixes`: where a release's sources may point; `None`: anywhere.
+    pub source_prefixes: Option<SourcePrefixes>,
+    /// `[requests] allowed_users`: who may send AMQP requests; `None`: anyone.
+    pub allowed_users: Option<AllowedUsers>,
+}
+
+impl Context {
+    /// The context of a bridge run with `settings` (already validated by `Settings::load`).
+    pub fn from_settings(settings: &crate::config::Settings, publisher_id: String) -> Context {
+        Context {
+            fuel_version: settings.fuel_version.clone(),
+            amqp: settings.amqp.clone(),
+            publisher_id,
+            master: settings.master.master(),
+            // Checked when the settings were loaded; a prefix list that no longer parses
+            // allows nothing rather than everything.
+            source_prefixes: settings
+                .security
+                .source_prefixes()
+                .unwrap_or_else(|_| Some(SourcePrefixes::none())),
+            allowed_users: settings.requests.allowed_users(),
+        }
+    }
 }
 
 /// Why an operation did not happen.

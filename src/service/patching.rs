@@ -329,22 +329,36 @@ fn sources_of(ctx: &Context, release: &release::Model) -> Result<Sources, Refusa
         puppet_modules_source: &release.puppet_modules_source,
         puppet_manifests_source: &release.puppet_manifests_source,
     };
-    release_sources::resolve(
+    let label = || {
+        format!(
+            "release {} ('{}' {})",
+            release.id, release.name, release.version
+        )
+    };
+    let sources = release_sources::resolve(
         operating_system_of(release)?,
         &release.version,
         stored,
         &ctx.master,
     )
     .map_err(|err| {
-        let label = format!(
-            "release {} ('{}' {})",
-            release.id, release.name, release.version
-        );
         Refusal::incompatible(match err {
-            SourceError::Missing(_) => format!("{label} {err}"),
-            SourceError::Invalid { .. } => format!("{label}: {err}"),
+            SourceError::Missing(_) => format!("{} {err}", label()),
+            SourceError::Invalid { .. } => format!("{}: {err}", label()),
         })
-    })
+    })?;
+    // What would be cast, the master's defaults included, is checked: a release registered
+    // before the list was set is refused here too.
+    if let Some(prefixes) = &ctx.source_prefixes {
+        prefixes
+            .check(StoredSources {
+                repo_metadata: &sources.repo_metadata,
+                puppet_modules_source: &sources.puppet_modules_source,
+                puppet_manifests_source: &sources.puppet_manifests_source,
+            })
+            .map_err(|err| Refusal::invalid_request(format!("{}: {err}", label())))?;
+    }
+    Ok(sources)
 }
 
 fn operating_system_of(release: &release::Model) -> Result<OperatingSystem, Refusal> {

@@ -8,7 +8,7 @@ use sea_orm::{
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::{check_text, inserted_or, to_json, ServiceResult};
+use super::{check_text, inserted_or, to_json, Context, ServiceResult};
 use crate::core::compatibility::{relation, ReleaseSummary};
 use crate::core::enums::{OperatingSystem, ReleaseState};
 use crate::core::refusal::Refusal;
@@ -69,15 +69,16 @@ impl NewRelease {
                 check_text(field, version, 30)?;
             }
         }
-        validate_stored(
-            self.operating_system,
-            StoredSources {
-                repo_metadata: &self.repo_metadata,
-                puppet_modules_source: &self.puppet_modules_source,
-                puppet_manifests_source: &self.puppet_manifests_source,
-            },
-        )
-        .map_err(|err| Refusal::invalid_request(err.to_string()))
+        validate_stored(self.operating_system, self.sources())
+            .map_err(|err| Refusal::invalid_request(err.to_string()))
+    }
+
+    fn sources(&self) -> StoredSources<'_> {
+        StoredSources {
+            repo_metadata: &self.repo_metadata,
+            puppet_modules_source: &self.puppet_modules_source,
+            puppet_manifests_source: &self.puppet_manifests_source,
+        }
     }
 }
 
@@ -116,8 +117,19 @@ pub(crate) async fn find<C: ConnectionTrait>(db: &C, id: i32) -> ServiceResult<r
         .ok_or_else(|| Refusal::not_found(format!("release {id} does not exist")).into())
 }
 
-pub async fn create_release<C: ConnectionTrait>(db: &C, new: NewRelease) -> ServiceResult<Value> {
+/// Adds a release; its own sources must be usable by Astute and inside
+/// `[security] allowed_source_prefixes` (the master's defaults are checked when it is cast).
+pub async fn create_release<C: ConnectionTrait>(
+    db: &C,
+    ctx: &Context,
+    new: NewRelease,
+) -> ServiceResult<Value> {
     new.validate()?;
+    if let Some(prefixes) = &ctx.source_prefixes {
+        prefixes
+            .check(new.sources())
+            .map_err(|err| Refusal::invalid_request(err.to_string()))?;
+    }
     let duplicate = Refusal::conflict(format!(
         "a release named '{}' with version '{}' already exists",
         new.name, new.version

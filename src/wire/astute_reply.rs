@@ -110,6 +110,23 @@ pub fn peek_task_uuid(body: &[u8]) -> Option<String> {
         .task_uuid
 }
 
+/// Refuses a body over `limit` bytes, before anything of it is read.
+pub fn check_size(body: &[u8], limit: usize) -> Result<(), Poison> {
+    if body.len() > limit {
+        return Err(Poison(format!(
+            "the reply is {} bytes, over amqp.max_reply_bytes ({limit})",
+            body.len()
+        )));
+    }
+    Ok(())
+}
+
+/// `parse`, for a body of at most `limit` bytes (else poison, unread).
+pub fn parse_within(body: &[u8], limit: usize) -> Result<AstuteReply, Poison> {
+    check_size(body, limit)?;
+    parse(body)
+}
+
 /// Parses a reply body, or says why it is poison. Bytes that are not UTF-8 are read as U+FFFD
 /// (a log line may carry them), so the reply still applies.
 pub fn parse(body: &[u8]) -> Result<AstuteReply, Poison> {

@@ -4,6 +4,7 @@
 //! requesting services itself, with lapin.
 #![allow(dead_code)]
 
+pub mod broker_user;
 pub mod proxy;
 
 use std::time::{Duration, Instant};

@@ -1,5 +1,6 @@
 //! SeaORM entities, one per table.
 
+pub mod audit;
 pub mod cluster;
 pub mod node;
 pub mod notification;
