@@ -26,7 +26,8 @@ use super::reply_retry::{fingerprint, next_step, Holds, Requeues, Step};
 use super::settle::{ack, requeue};
 use super::subscription::Subscription;
 use super::AmqpError;
-use crate::service::replies::{deploy_resp, ReplyOutcome};
+use crate::service::replies::ReplyOutcome;
+use crate::service::reply_batch::deploy_resp_batch;
 use crate::service::Context;
 use crate::store;
 use crate::store::fault::fault_of;
@@ -320,18 +321,15 @@ impl Handler {
         Ok(None)
     }
 
-    /// Applies every reply in one transaction; commits if any changed something.
+    /// Applies every reply in one transaction, with set-based statements for the whole batch;
+    /// commits if any changed something.
     async fn apply(&self, replies: &[Pending]) -> Result<Vec<ReplyOutcome>, sea_orm::DbErr> {
         let txn = store::begin_write(&self.db).await?;
-        let mut outcomes = Vec::with_capacity(replies.len());
-        for Pending { reply, .. } in replies {
-            let span = tracing::info_span!(
-                "deploy_resp",
-                task_uuid = %reply.task_uuid,
-                cluster_id = tracing::field::Empty
-            );
-            outcomes.push(deploy_resp(&txn, &self.ctx, reply).instrument(span).await?);
-        }
+        let parsed: Vec<&astute_reply::AstuteReply> = replies.iter().map(|p| &p.reply).collect();
+        let span = tracing::info_span!("deploy_resp", replies = parsed.len());
+        let outcomes = deploy_resp_batch(&txn, &self.ctx, &parsed)
+            .instrument(span)
+            .await?;
         if outcomes
             .iter()
             .any(|o| matches!(o, ReplyOutcome::Applied { .. }))
@@ -352,6 +350,7 @@ impl Handler {
         memory: &mut LaneMemory,
     ) -> Result<(), AmqpError> {
         let mut applied = false;
+        let mut to_ack = Vec::with_capacity(replies.len());
         for (pending, outcome) in replies.into_iter().zip(outcomes) {
             memory.requeues.forget(pending.fingerprint);
             let Pending {
@@ -372,8 +371,11 @@ impl Handler {
                 }
                 _ => telemetry::reply_handled("unchanged"),
             }
-            ack(&delivery, self.timeout).await?;
+            to_ack.push(delivery);
         }
+        // Sent together: the connection writes them in as few frames as it can, instead of
+        // one wake-up and one write per reply.
+        futures_util::future::try_join_all(to_ack.iter().map(|d| ack(d, self.timeout))).await?;
         if applied {
             self.wake.notify_one();
         }
