@@ -6,7 +6,8 @@
 //! nodes, each node reporting `BENCH_STEPS` (19) progress steps, then `ready` per node, then
 //! `ready` per task. `BENCH_BACKENDS` (`postgres,sqlite`) picks the databases;
 //! `BENCH_LATENCY_REPLIES` (2000) and `BENCH_LATENCY_RATE` (500 per second) shape the latency
-//! phase. `BENCH_SHORT=1` runs a small load (for CI): it checks the end state, not the speed.
+//! phase; `BENCH_REPLY_WORKERS` and `BENCH_PREFETCH` override the bridge's settings for an
+//! experiment. `BENCH_SHORT=1` runs a small load (for CI): it checks the end state, not the speed.
 //!
 //! Throughput (backlog drain). Set-up, not timed: releases, clusters, one running upgrade per
 //! cluster; the bridge is then stopped and every reply is queued on `nailgun`. Timed: a bridge
@@ -284,7 +285,15 @@ async fn run(backend: Backend, load: Load) -> Measured {
     let bodies = backlog(load, &tasks);
     publish_all(&bridge, &bodies).await;
 
-    let app = Application::build(bridge.settings.clone())
+    // Lanes and prefetch may be changed for an experiment; the defaults are what ships.
+    let mut settings = bridge.settings.clone();
+    if let Ok(Ok(lanes)) = std::env::var("BENCH_REPLY_WORKERS").map(|v| v.parse()) {
+        settings.amqp.reply_workers = lanes;
+    }
+    if let Ok(Ok(prefetch)) = std::env::var("BENCH_PREFETCH").map(|v| v.parse()) {
+        settings.amqp.prefetch = prefetch;
+    }
+    let app = Application::build(settings)
         .await
         .expect("the measured bridge starts");
     let stop = CancellationToken::new();
