@@ -47,6 +47,10 @@ struct Handler {
     wake: Arc<Notify>,
     dead_letters: Publisher,
     timeout: Duration,
+    /// SQLite only: the lanes take turns to write. SQLite has one writer; lanes that raced for
+    /// its lock would wait in its busy handler, which sleeps 1, 2, 5, 10… ms between tries,
+    /// while a turn here is handed over the moment the previous commit ends.
+    sqlite_turn: Option<tokio::sync::Mutex<()>>,
 }
 
 /// Consumes until `shutdown`; returns when every lane has finished its in-flight replies.
@@ -67,8 +71,10 @@ pub async fn run(
         timeout,
     )
     .await?;
+    let sqlite = db.get_database_backend() == sea_orm::DbBackend::Sqlite;
     let handler = Arc::new(Handler {
         dead_letters: Publisher::open(connection, timeout).await?,
+        sqlite_turn: sqlite.then(|| tokio::sync::Mutex::new(())),
         db,
         ctx,
         wake,
@@ -324,6 +330,10 @@ impl Handler {
     /// Applies every reply in one transaction, with set-based statements for the whole batch;
     /// commits if any changed something.
     async fn apply(&self, replies: &[Pending]) -> Result<Vec<ReplyOutcome>, sea_orm::DbErr> {
+        let _turn = match &self.sqlite_turn {
+            Some(turn) => Some(turn.lock().await),
+            None => None,
+        };
         let txn = store::begin_write(&self.db).await?;
         let parsed: Vec<&astute_reply::AstuteReply> = replies.iter().map(|p| &p.reply).collect();
         let span = tracing::info_span!("deploy_resp", replies = parsed.len());
