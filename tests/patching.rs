@@ -897,6 +897,15 @@ async fn malformed_replies_go_to_the_dead_letter_queue(backend: Backend) {
     let mut bridge = Bridge::start(backend).await;
     let (cluster, releases) = load_fixture(&mut bridge, "env-multinode").await;
     let (_, uuid, _) = start_update(&mut bridge, cluster, id(&releases, UBUNTU_502)).await;
+    // The relay records the cast's delivery (the task's `updated_at`) in the transaction that
+    // removes its outbox row, after the cast reached the queue: wait for it.
+    bridge
+        .rows_until(
+            "SELECT COUNT(*) AS n FROM outbox",
+            "the cast's delivery recorded",
+            |n| n == 0,
+        )
+        .await;
     let before = bridge
         .ok("get_cluster", json!({"cluster_id": cluster}))
         .await;

@@ -26,7 +26,8 @@ use super::reply_retry::{fingerprint, next_step, Holds, Requeues, Step};
 use super::settle::{ack, requeue};
 use super::subscription::Subscription;
 use super::AmqpError;
-use crate::service::replies::{deploy_resp, ReplyOutcome};
+use crate::service::replies::ReplyOutcome;
+use crate::service::reply_batch::deploy_resp_batch;
 use crate::service::Context;
 use crate::store;
 use crate::store::fault::fault_of;
@@ -46,6 +47,10 @@ struct Handler {
     wake: Arc<Notify>,
     dead_letters: Publisher,
     timeout: Duration,
+    /// SQLite only: the lanes take turns to write. SQLite has one writer; lanes that raced for
+    /// its lock would wait in its busy handler, which sleeps 1, 2, 5, 10… ms between tries,
+    /// while a turn here is handed over the moment the previous commit ends.
+    sqlite_turn: Option<tokio::sync::Mutex<()>>,
 }
 
 /// Consumes until `shutdown`; returns when every lane has finished its in-flight replies.
@@ -66,8 +71,10 @@ pub async fn run(
         timeout,
     )
     .await?;
+    let sqlite = db.get_database_backend() == sea_orm::DbBackend::Sqlite;
     let handler = Arc::new(Handler {
         dead_letters: Publisher::open(connection, timeout).await?,
+        sqlite_turn: sqlite.then(|| tokio::sync::Mutex::new(())),
         db,
         ctx,
         wake,
@@ -324,18 +331,19 @@ impl Handler {
         Ok(None)
     }
 
-    /// Applies every reply in one transaction; commits if any changed something.
+    /// Applies every reply in one transaction, with set-based statements for the whole batch;
+    /// commits if any changed something.
     async fn apply(&self, replies: &[Pending]) -> Result<Vec<ReplyOutcome>, sea_orm::DbErr> {
+        let _turn = match &self.sqlite_turn {
+            Some(turn) => Some(turn.lock().await),
+            None => None,
+        };
         let txn = store::begin_write(&self.db).await?;
-        let mut outcomes = Vec::with_capacity(replies.len());
-        for Pending { reply, .. } in replies {
-            let span = tracing::info_span!(
-                "deploy_resp",
-                task_uuid = %reply.task_uuid,
-                cluster_id = tracing::field::Empty
-            );
-            outcomes.push(deploy_resp(&txn, &self.ctx, reply).instrument(span).await?);
-        }
+        let parsed: Vec<&astute_reply::AstuteReply> = replies.iter().map(|p| &p.reply).collect();
+        let span = tracing::info_span!("deploy_resp", replies = parsed.len());
+        let outcomes = deploy_resp_batch(&txn, &self.ctx, &parsed)
+            .instrument(span)
+            .await?;
         if outcomes
             .iter()
             .any(|o| matches!(o, ReplyOutcome::Applied { .. }))
@@ -356,6 +364,7 @@ impl Handler {
         memory: &mut LaneMemory,
     ) -> Result<(), AmqpError> {
         let mut applied = false;
+        let mut to_ack = Vec::with_capacity(replies.len());
         for (pending, outcome) in replies.into_iter().zip(outcomes) {
             memory.requeues.forget(pending.fingerprint);
             let Pending {
@@ -376,8 +385,11 @@ impl Handler {
                 }
                 _ => telemetry::reply_handled("unchanged"),
             }
-            ack(&delivery, self.timeout).await?;
+            to_ack.push(delivery);
         }
+        // Sent together: the connection writes them in as few frames as it can, instead of
+        // one wake-up and one write per reply.
+        futures_util::future::try_join_all(to_ack.iter().map(|d| ack(d, self.timeout))).await?;
         if applied {
             self.wake.notify_one();
         }

@@ -9,6 +9,7 @@ pub mod notifications;
 pub mod patching;
 pub mod releases;
 pub mod replies;
+pub mod reply_batch;
 pub mod tasks;
 
 use sea_orm::DbErr;

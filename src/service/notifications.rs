@@ -91,6 +91,63 @@ pub async fn record<C: ConnectionTrait>(
     Ok(model)
 }
 
+/// Stores notifications and queues their envelopes with one insert each for all of them (in
+/// order); both commit with the caller's transaction.
+pub async fn record_many<C: ConnectionTrait>(
+    db: &C,
+    ctx: &Context,
+    new: Vec<NewNotification>,
+) -> Result<(), DbErr> {
+    if new.is_empty() {
+        return Ok(());
+    }
+    let now = Utc::now();
+    let rows = new.into_iter().map(|n| notification::ActiveModel {
+        id: NotSet,
+        cluster_id: Set(n.cluster_id),
+        node_id: Set(n.node_id),
+        task_id: Set(n.task_id),
+        topic: Set(n.topic.as_str().into()),
+        message: Set(n.message),
+        status: Set(NotificationStatus::Unread.as_str().into()),
+        datetime: Set(now),
+    });
+    let mut models = notification::Entity::insert_many(rows)
+        .exec_with_returning(db)
+        .await?;
+    // Ids follow the insert's order; the outbox keeps it.
+    models.sort_by_key(|m| m.id);
+    let mut messages = Vec::with_capacity(models.len());
+    for model in models {
+        let Some(topic) = NotificationTopic::parse(&model.topic) else {
+            continue;
+        };
+        let message_id = uuid::Uuid::new_v4().to_string();
+        let payload = NotificationPayload {
+            id: model.id,
+            topic,
+            message: model.message,
+            cluster_id: model.cluster_id,
+            node_id: model.node_id,
+            task_id: model.task_id,
+            status: model.status,
+            datetime: model.datetime,
+        };
+        let body = notification_envelope::envelope(&ctx.publisher_id, &message_id, &payload);
+        messages.push(OutgoingMessage {
+            exchange: ctx.amqp.notifications_exchange.clone(),
+            routing_key: notification_envelope::routing_key(topic),
+            body: body.to_string(),
+            properties: MessageProperties {
+                correlation_id: None,
+                message_id: Some(message_id),
+            },
+            mandatory: false,
+        });
+    }
+    outbox::enqueue_many(db, messages).await
+}
+
 pub async fn add_notification<C: ConnectionTrait>(
     db: &C,
     ctx: &Context,

@@ -293,7 +293,7 @@ async fn write<C: ConnectionTrait>(
     Ok(())
 }
 
-fn node_state(model: &node::Model) -> NodeState {
+pub(crate) fn node_state(model: &node::Model) -> NodeState {
     NodeState {
         id: model.id,
         name: model.name.clone(),
@@ -306,6 +306,6 @@ fn node_state(model: &node::Model) -> NodeState {
     }
 }
 
-fn percent(value: i32) -> u8 {
+pub(crate) fn percent(value: i32) -> u8 {
     u8::try_from(value.clamp(0, 100)).unwrap_or(0)
 }

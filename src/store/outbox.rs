@@ -61,6 +61,40 @@ pub async fn enqueue<C: ConnectionTrait>(db: &C, message: OutgoingMessage) -> Re
     Ok(())
 }
 
+/// Adds messages to the outbox with one insert, in order, inside the caller's transaction.
+pub async fn enqueue_many<C: ConnectionTrait>(
+    db: &C,
+    messages: Vec<OutgoingMessage>,
+) -> Result<(), DbErr> {
+    if messages.is_empty() {
+        return Ok(());
+    }
+    let now = Utc::now();
+    let mut rows = Vec::with_capacity(messages.len());
+    for message in messages {
+        let properties = serde_json::to_value(&message.properties)
+            .map_err(|e| DbErr::Custom(format!("outbox properties: {e}")))?;
+        rows.push(outbox::ActiveModel {
+            id: NotSet,
+            exchange: Set(message.exchange),
+            routing_key: Set(message.routing_key),
+            body: Set(message.body),
+            properties: Set(properties),
+            mandatory: Set(message.mandatory),
+            attempts: Set(0),
+            created_at: Set(now),
+            failures: Set(0),
+            last_error: Set(None),
+            next_attempt_at: Set(None),
+            parked_at: Set(None),
+        });
+    }
+    outbox::Entity::insert_many(rows)
+        .exec_without_returning(db)
+        .await?;
+    Ok(())
+}
+
 /// The oldest `limit` rows due for publishing (not parked, not pausing after a refusal). With
 /// `skip_locked` (PostgreSQL, inside a transaction) the rows are locked so another bridge's
 /// relay skips them.
