@@ -8,6 +8,10 @@ use serde::Deserialize;
 
 use crate::core::release_sources::{Master, SourceError, SourceTemplates};
 
+pub mod tokens;
+
+pub use tokens::{ApiToken, Role, TokenList};
+
 /// The defaults, compiled in so the binary runs from any directory.
 const DEFAULTS: &str = include_str!("../config/default.toml");
 
@@ -91,6 +95,39 @@ pub struct WatchdogSettings {
 pub struct HttpSettings {
     pub enabled: bool,
     pub bind: String,
+    /// Bearer tokens; empty: the API is open (allowed on a loopback address only, unless
+    /// `allow_anonymous`). `token_file`'s entries are added to these at load.
+    pub tokens: TokenList,
+    /// A file of `name:role:token` lines; empty: none.
+    pub token_file: String,
+    /// Serve without tokens on a non-loopback address.
+    pub allow_anonymous: bool,
+    /// `/metrics` asks for a token (any role) too.
+    pub metrics_require_token: bool,
+    /// Seconds a request may take, body included, before it is answered 408.
+    pub request_timeout_secs: u64,
+    /// API requests served at once; more are answered 503 at once.
+    pub max_concurrent_requests: usize,
+}
+
+impl HttpSettings {
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.request_timeout_secs)
+    }
+
+    /// Adds the entries of `token_file` to `tokens` and checks them all.
+    fn load_tokens(&mut self) -> Result<(), SettingsError> {
+        let path = self.token_file.trim();
+        if !path.is_empty() {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                SettingsError::Rule(format!("http.token_file {path} cannot be read: {e}"))
+            })?;
+            let more = tokens::parse_entries(&text)
+                .map_err(|e| SettingsError::Rule(format!("http.token_file {path}: {e}")))?;
+            self.tokens.0.extend(more);
+        }
+        tokens::validate(&self.tokens.0).map_err(SettingsError::Rule)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -218,7 +255,7 @@ impl Settings {
         if let Some(path) = file {
             builder = builder.add_source(config::File::from(path).required(true));
         }
-        let settings: Settings = builder
+        let mut settings: Settings = builder
             .add_source(
                 config::Environment::with_prefix("ASTUTE_BRIDGE")
                     .prefix_separator("__")
@@ -226,6 +263,7 @@ impl Settings {
             )
             .build()?
             .try_deserialize()?;
+        settings.http.load_tokens()?;
         settings.validate()?;
         Ok(settings)
     }
@@ -246,6 +284,12 @@ impl Settings {
         if self.amqp.reply_workers == 0 || self.amqp.prefetch == 0 {
             return Err(SettingsError::Rule(
                 "amqp.reply_workers and amqp.prefetch must be at least 1".into(),
+            ));
+        }
+        if self.http.request_timeout_secs == 0 || self.http.max_concurrent_requests == 0 {
+            return Err(SettingsError::Rule(
+                "http.request_timeout_secs and http.max_concurrent_requests must be at least 1"
+                    .into(),
             ));
         }
         if self.outbox.batch_size == 0 {
@@ -384,6 +428,50 @@ mod tests {
         let empty_node = dir.path().join("empty.toml");
         std::fs::write(&empty_node, "[amqp]\nurl = \"amqp://h1,,h2/\"\n").unwrap();
         assert!(Settings::load(Some(&empty_node)).is_err());
+    }
+
+    #[test]
+    fn tokens_come_from_the_file_the_token_file_and_one_string() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("tokens");
+        std::fs::write(
+            &file,
+            "# rotated monthly\nci:operator:cccccccccccccccccccc\n",
+        )
+        .unwrap();
+        let settings = dir.path().join("s.toml");
+        std::fs::write(
+            &settings,
+            format!(
+                "[http]\ntoken_file = \"{}\"\ntokens = [{{ name = \"ops\", role = \"operator\", token = \"oooooooooooooooooooo\" }}]\n",
+                file.display()
+            ),
+        )
+        .unwrap();
+        let s = Settings::load(Some(&settings)).unwrap();
+        let names: Vec<_> = s.http.tokens.0.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["ops", "ci"]);
+        assert!(!format!("{s:?}").contains("oooo"), "Debug shows no token");
+
+        // The environment's form: one string (what ASTUTE_BRIDGE__HTTP__TOKENS carries).
+        let string = dir.path().join("string.toml");
+        std::fs::write(
+            &string,
+            "[http]\ntokens = \"a:reader:rrrrrrrrrrrrrrrr,b:operator:pppppppppppppppp\"\n",
+        )
+        .unwrap();
+        let s = Settings::load(Some(&string)).unwrap();
+        assert_eq!(s.http.tokens.0[0].role, Role::Reader);
+
+        let missing = dir.path().join("missing.toml");
+        std::fs::write(&missing, "[http]\ntoken_file = \"/nonexistent/tokens\"\n").unwrap();
+        let err = Settings::load(Some(&missing)).unwrap_err().to_string();
+        assert!(err.contains("http.token_file"), "{err}");
+
+        let short = dir.path().join("short.toml");
+        std::fs::write(&short, "[http]\ntokens = \"a:operator:secret\"\n").unwrap();
+        let err = Settings::load(Some(&short)).unwrap_err().to_string();
+        assert!(err.contains("shorter") && !err.contains("secret"), "{err}");
     }
 
     #[test]

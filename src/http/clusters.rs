@@ -1,6 +1,7 @@
 //! `/api/clusters/` and `/api/tasks/`: clusters, their nodes, updates and rollbacks.
 
 use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -8,14 +9,20 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{parse_body, parse_id, ApiError, ApiState};
+use super::{parse_body, parse_id, ApiError, ApiState, ErrorBody};
+use crate::core::refusal::ErrorCode;
 use crate::service::clusters::{self, ClusterRef, NewNode, NewNodes};
-use crate::service::{patching, tasks};
+use crate::service::{patching, tasks, ServiceError};
 
+#[utoipa::path(get, path = "/api/clusters/", tag = "clusters",
+    responses((status = 200, description = "Clusters", body = Object)))]
 pub async fn list(State(state): State<ApiState>) -> Result<Json<Value>, ApiError> {
     Ok(Json(clusters::list_clusters(&state.db).await?))
 }
 
+#[utoipa::path(get, path = "/api/clusters/{id}/", tag = "clusters", params(("id" = i32, Path, description = "Cluster id")),
+    responses((status = 200, description = "The cluster with its nodes and latest task", body = Object),
+        (status = 404, description = "No such cluster", body = ErrorBody)))]
 pub async fn show(
     State(state): State<ApiState>,
     Path(id): Path<String>,
@@ -26,6 +33,12 @@ pub async fn show(
     ))
 }
 
+#[utoipa::path(post, path = "/api/clusters/", tag = "clusters",
+    request_body(content = Object, description = "name, release_id, mode, optional attributes and status"),
+    responses((status = 201, description = "The cluster", body = Object),
+        (status = 400, description = "Invalid cluster", body = ErrorBody),
+        (status = 404, description = "Unknown release", body = ErrorBody),
+        (status = 409, description = "Name taken", body = ErrorBody)))]
 pub async fn create(
     State(state): State<ApiState>,
     body: Bytes,
@@ -37,6 +50,12 @@ pub async fn create(
 }
 
 /// `PUT /api/clusters/{id}/` with `{"pending_release_id": T}`.
+#[utoipa::path(put, path = "/api/clusters/{id}/", tag = "clusters", params(("id" = i32, Path, description = "Cluster id")),
+    request_body(content = Object, description = "{\"pending_release_id\": T}"),
+    responses((status = 200, description = "The cluster", body = Object),
+        (status = 400, description = "Not a release it may go to", body = ErrorBody),
+        (status = 404, description = "No such cluster or release", body = ErrorBody),
+        (status = 409, description = "An operation is running", body = ErrorBody)))]
 pub async fn set_pending(
     State(state): State<ApiState>,
     Path(id): Path<String>,
@@ -58,15 +77,37 @@ pub struct UpdateQuery {
 /// `PUT /api/clusters/{id}/update/`: starts the update to the pending release (202), or with
 /// `?dry_run=true` answers the verdict and the exact cast, changing nothing (200). A cast over
 /// `amqp.max_message_bytes` is refused either way (413, `message_too_large`).
+#[utoipa::path(put, path = "/api/clusters/{id}/update/", tag = "clusters", params(("id" = i32, Path, description = "Cluster id"),
+        ("dry_run" = Option<bool>, Query, description = "true: answer the verdict and the exact cast, change nothing")),
+    responses((status = 202, description = "The task started", body = Object),
+        (status = 200, description = "Dry run: the verdict (allowed false with code and reason when refused)", body = Object),
+        (status = 400, description = "Refused", body = ErrorBody),
+        (status = 404, description = "No such cluster", body = ErrorBody),
+        (status = 409, description = "An operation is running", body = ErrorBody),
+        (status = 413, description = "The cast would exceed amqp.max_message_bytes", body = ErrorBody)))]
 pub async fn update(
     State(state): State<ApiState>,
     Path(id): Path<String>,
-    Query(query): Query<UpdateQuery>,
+    query: Result<Query<UpdateQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::invalid(format!("invalid query: {e}")))?;
     let cluster_id = parse_id("cluster", &id)?;
-    let target = patching::pending_target(&state.db, cluster_id).await?;
+    let target = patching::pending_target(&state.db, cluster_id).await;
     if query.dry_run {
-        let verdict = patching::check_update(&state.db, &state.ctx, target).await?;
+        let verdict = match target {
+            Ok(target) => patching::check_update(&state.db, &state.ctx, target).await?,
+            // No pending release: a verdict like any other refusal (contract section 6).
+            Err(ServiceError::Refused(refusal)) if refusal.code == ErrorCode::InvalidRequest => {
+                patching::Verdict {
+                    allowed: false,
+                    code: Some(refusal.code),
+                    message: None,
+                    operation: None,
+                    reason: Some(refusal.message),
+                }
+            }
+            Err(err) => return Err(err.into()),
+        };
         // Written once, cast included as it is; the verdict goes as soon as it is written.
         let body = crate::service::answer(&verdict)?;
         drop(verdict);
@@ -78,11 +119,17 @@ pub async fn update(
         )
             .into_response());
     }
+    let target = target?;
     let txn = state.begin().await?;
     let result = patching::update_cluster(&txn, &state.ctx, target).await;
     Ok((StatusCode::ACCEPTED, Json(state.finish(txn, result).await?)).into_response())
 }
 
+#[utoipa::path(put, path = "/api/clusters/{id}/rollback/", tag = "clusters", params(("id" = i32, Path, description = "Cluster id")),
+    responses((status = 202, description = "The task started", body = Object),
+        (status = 400, description = "Refused", body = ErrorBody),
+        (status = 404, description = "No such cluster", body = ErrorBody),
+        (status = 409, description = "An operation is running", body = ErrorBody)))]
 pub async fn rollback(
     State(state): State<ApiState>,
     Path(id): Path<String>,
@@ -101,6 +148,12 @@ enum NodesBody {
     Wrapped { nodes: Vec<NewNode> },
 }
 
+#[utoipa::path(post, path = "/api/clusters/{id}/nodes/", tag = "clusters", params(("id" = i32, Path, description = "Cluster id")),
+    request_body(content = Object, description = "A list of nodes, or {\"nodes\": [...]}"),
+    responses((status = 201, description = "The nodes", body = Object),
+        (status = 400, description = "Invalid nodes", body = ErrorBody),
+        (status = 404, description = "No such cluster", body = ErrorBody),
+        (status = 409, description = "An operation is running", body = ErrorBody)))]
 pub async fn add_nodes(
     State(state): State<ApiState>,
     Path(id): Path<String>,
@@ -115,6 +168,10 @@ pub async fn add_nodes(
     Ok((StatusCode::CREATED, Json(state.finish(txn, result).await?)))
 }
 
+#[utoipa::path(get, path = "/api/tasks/{uuid}/", tag = "tasks",
+    params(("uuid" = String, Path, description = "Task uuid")),
+    responses((status = 200, description = "The task", body = Object),
+        (status = 404, description = "No such task", body = ErrorBody)))]
 pub async fn task(
     State(state): State<ApiState>,
     Path(uuid): Path<String>,

@@ -6,9 +6,14 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde_json::Value;
 
-use super::{parse_body, parse_id, ApiError, ApiState};
+use super::{parse_body, parse_id, ApiError, ApiState, ErrorBody};
 use crate::service::notifications::{self, NotificationFilter};
 
+#[utoipa::path(get, path = "/api/notifications/", tag = "notifications",
+    params(("cluster_id" = Option<i32>, Query, description = "Only this cluster's"),
+        ("status" = Option<String>, Query, description = "read or unread")),
+    responses((status = 200, description = "Notifications, newest first", body = Object),
+        (status = 400, description = "Invalid filter", body = ErrorBody)))]
 pub async fn list(
     State(state): State<ApiState>,
     query: Result<Query<NotificationFilter>, axum::extract::rejection::QueryRejection>,
@@ -19,6 +24,10 @@ pub async fn list(
     ))
 }
 
+#[utoipa::path(post, path = "/api/notifications/", tag = "notifications",
+    request_body(content = Object, description = "topic, message, optional cluster_id, node_id, task_id"),
+    responses((status = 201, description = "The notification", body = Object),
+        (status = 400, description = "Invalid notification", body = ErrorBody)))]
 pub async fn create(
     State(state): State<ApiState>,
     body: Bytes,
@@ -29,6 +38,12 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(state.finish(txn, result).await?)))
 }
 
+#[utoipa::path(put, path = "/api/notifications/{id}/", tag = "notifications",
+    params(("id" = i32, Path, description = "Notification id")),
+    request_body(content = Object, description = "{\"status\": \"read\"} or unread"),
+    responses((status = 200, description = "The notification", body = Object),
+        (status = 400, description = "Invalid status", body = ErrorBody),
+        (status = 404, description = "No such notification", body = ErrorBody)))]
 pub async fn mark(
     State(state): State<ApiState>,
     Path(id): Path<String>,

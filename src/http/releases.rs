@@ -6,13 +6,19 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde_json::Value;
 
-use super::{parse_body, parse_id, ApiError, ApiState};
+use super::{parse_body, parse_id, ApiError, ApiState, ErrorBody};
 use crate::service::releases::{self, ReleaseRef};
 
+#[utoipa::path(get, path = "/api/releases/", tag = "releases",
+    responses((status = 200, description = "Releases, each with its versions info", body = Object)))]
 pub async fn list(State(state): State<ApiState>) -> Result<Json<Value>, ApiError> {
     Ok(Json(releases::list_releases(&state.db).await?))
 }
 
+#[utoipa::path(get, path = "/api/releases/{id}/", tag = "releases",
+    params(("id" = i32, Path, description = "Release id")),
+    responses((status = 200, description = "The release", body = Object),
+        (status = 404, description = "No such release", body = ErrorBody)))]
 pub async fn show(
     State(state): State<ApiState>,
     Path(id): Path<String>,
@@ -23,6 +29,11 @@ pub async fn show(
     ))
 }
 
+#[utoipa::path(post, path = "/api/releases/", tag = "releases",
+    request_body(content = Object, description = "Release fields (contract section 1)"),
+    responses((status = 201, description = "The release", body = Object),
+        (status = 400, description = "Invalid release", body = ErrorBody),
+        (status = 409, description = "Same name and version", body = ErrorBody)))]
 pub async fn create(
     State(state): State<ApiState>,
     body: Bytes,
@@ -33,6 +44,11 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(state.finish(txn, result).await?)))
 }
 
+#[utoipa::path(delete, path = "/api/releases/{id}/", tag = "releases",
+    params(("id" = i32, Path, description = "Release id")),
+    responses((status = 204, description = "Removed"),
+        (status = 404, description = "No such release", body = ErrorBody),
+        (status = 409, description = "In use by a cluster", body = ErrorBody)))]
 pub async fn remove(
     State(state): State<ApiState>,
     Path(id): Path<String>,
