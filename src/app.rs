@@ -279,7 +279,7 @@ impl Session {
             store::migrate(&db).await?;
         }
         let timeout = settings.amqp.timeout();
-        let connection = amqp::connect(&settings.amqp.url, timeout).await?;
+        let connection = amqp::connect(settings.amqp.url.expose(), timeout).await?;
         let channel = within(timeout, "channel.open", connection.create_channel()).await?;
         topology::declare(&channel, &settings.amqp).await?;
         let _ = within(

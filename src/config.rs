@@ -8,8 +8,10 @@ use serde::Deserialize;
 
 use crate::core::release_sources::{Master, SourceError, SourceTemplates};
 
+pub mod secret_url;
 pub mod tokens;
 
+pub use secret_url::SecretUrl;
 pub use tokens::{ApiToken, Role, TokenList};
 
 /// The defaults, compiled in so the binary runs from any directory.
@@ -133,7 +135,7 @@ impl HttpSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DatabaseSettings {
-    pub url: String,
+    pub url: SecretUrl,
     pub max_connections: u32,
     pub connect_timeout_secs: u64,
     pub migrate_on_start: bool,
@@ -144,7 +146,7 @@ pub struct DatabaseSettings {
 pub struct AmqpSettings {
     /// One node, or several (`amqp://u:p@h1,u:p@h2/vhost`, or a TOML list of URLs).
     #[serde(deserialize_with = "one_or_many_nodes")]
-    pub url: String,
+    pub url: SecretUrl,
     pub timeout_secs: u64,
     /// Largest message the bridge publishes (casts, answers, notifications).
     pub max_message_bytes: usize,
@@ -194,13 +196,13 @@ impl AmqpSettings {
 
 impl DatabaseSettings {
     pub fn is_sqlite(&self) -> bool {
-        self.url.starts_with("sqlite:")
+        self.url.expose().starts_with("sqlite:")
     }
 }
 
 /// `amqp.url` as one string, or a list of node URLs folded into the one-string form: the nodes'
 /// authorities joined by commas, with the path and query they must share.
-fn one_or_many_nodes<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+fn one_or_many_nodes<'de, D: serde::Deserializer<'de>>(d: D) -> Result<SecretUrl, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum OneOrMany {
@@ -208,8 +210,10 @@ fn one_or_many_nodes<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D
         Many(Vec<String>),
     }
     match OneOrMany::deserialize(d)? {
-        OneOrMany::One(url) => Ok(url),
-        OneOrMany::Many(urls) => fold_node_urls(&urls).map_err(serde::de::Error::custom),
+        OneOrMany::One(url) => Ok(url.into()),
+        OneOrMany::Many(urls) => fold_node_urls(&urls)
+            .map(SecretUrl::from)
+            .map_err(serde::de::Error::custom),
     }
 }
 
@@ -269,7 +273,7 @@ impl Settings {
     }
 
     fn validate(&self) -> Result<(), SettingsError> {
-        let url = &self.database.url;
+        let url = self.database.url.expose();
         if !(url.starts_with("sqlite:")
             || url.starts_with("postgres:")
             || url.starts_with("postgresql:"))
@@ -279,7 +283,7 @@ impl Settings {
                 url.split(':').next().unwrap_or_default()
             )));
         }
-        crate::amqp::nodes::node_urls(&self.amqp.url)
+        crate::amqp::nodes::node_urls(self.amqp.url.expose())
             .map_err(|e| SettingsError::Rule(e.to_string()))?;
         if self.amqp.reply_workers == 0 || self.amqp.prefetch == 0 {
             return Err(SettingsError::Rule(
@@ -409,14 +413,14 @@ mod tests {
         .unwrap();
         let s = Settings::load(Some(&listed)).unwrap();
         assert_eq!(
-            s.amqp.url,
+            s.amqp.url.expose(),
             "amqp://u:p@h1:5672,u:p@h2:5672/fuel?heartbeat=5"
         );
 
         let oslo = dir.path().join("oslo.toml");
         std::fs::write(&oslo, "[amqp]\nurl = \"amqp://u:p@h1,u:p@h2/fuel\"\n").unwrap();
         assert_eq!(
-            Settings::load(Some(&oslo)).unwrap().amqp.url,
+            Settings::load(Some(&oslo)).unwrap().amqp.url.expose(),
             "amqp://u:p@h1,u:p@h2/fuel"
         );
 
@@ -472,6 +476,25 @@ mod tests {
         std::fs::write(&short, "[http]\ntokens = \"a:operator:secret\"\n").unwrap();
         let err = Settings::load(Some(&short)).unwrap_err().to_string();
         assert!(err.contains("shorter") && !err.contains("secret"), "{err}");
+    }
+
+    #[test]
+    fn debug_shows_no_password_of_any_url() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("s.toml");
+        std::fs::write(
+            &file,
+            "[database]\nurl = \"postgres://bridge:dbpass1234@db/bridge?sslmode=verify-full\"\n[amqp]\nurl = [\"amqps://u:mqpass1234@h1:5671/fuel\", \"amqps://u:mqpass1234@h2:5671/fuel\"]\n",
+        )
+        .unwrap();
+        let s = Settings::load(Some(&file)).unwrap();
+        let shown = format!("{s:?}");
+        assert!(
+            !shown.contains("dbpass1234") && !shown.contains("mqpass1234"),
+            "{shown}"
+        );
+        assert!(shown.contains("postgres://bridge:***@db/bridge?sslmode=verify-full"));
+        assert!(s.database.url.expose().contains("dbpass1234"));
     }
 
     #[test]
