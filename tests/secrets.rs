@@ -303,3 +303,55 @@ async fn passwords_and_tokens_appear_in_no_output() {
     }
     drop_role(&admin, &prefix).await;
 }
+
+/// `sslmode=require` reaches PostgreSQL over TLS; `verify-full` refuses a server whose
+/// certificate it cannot verify (the local server's is self-signed), and its error shows no
+/// password.
+#[tokio::test]
+async fn postgres_sslmode_is_honoured() {
+    let prefix = fresh_prefix('l');
+    let password = secret("tlspass");
+    let (admin, url) = role_with_password(&prefix, &password).await;
+    let with_mode = |mode: &str| {
+        let mut url = url::Url::parse(&url).expect("url");
+        let query: Vec<(String, String)> = url
+            .query_pairs()
+            .filter(|(k, _)| k != "sslmode")
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        url.query_pairs_mut()
+            .clear()
+            .extend_pairs(query)
+            .append_pair("sslmode", mode);
+        let mut settings = astute_bridge::config::Settings::load(None)
+            .expect("defaults")
+            .database;
+        settings.url = url.to_string().into();
+        settings.connect_timeout_secs = 5;
+        settings
+    };
+    let db = astute_bridge::store::connect(&with_mode("require"))
+        .await
+        .expect("sslmode=require connects");
+    let row = db
+        .query_one_raw(sea_orm::Statement::from_string(
+            db.get_database_backend(),
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+        ))
+        .await
+        .expect("pg_stat_ssl")
+        .expect("a row");
+    assert!(
+        row.try_get::<bool>("", "ssl").expect("ssl"),
+        "sslmode=require connected without TLS: is ssl = on in postgresql.conf?"
+    );
+    db.close().await.ok();
+
+    let err = astute_bridge::store::connect(&with_mode("verify-full"))
+        .await
+        .err()
+        .expect("verify-full refuses an unverifiable certificate")
+        .to_string();
+    assert!(!err.contains(&password), "{err}");
+    drop_role(&admin, &prefix).await;
+}
