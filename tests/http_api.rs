@@ -388,6 +388,7 @@ async fn http_errors_carry_the_contract_codes(backend: Backend) {
     for body in ["{oops", "", "[1, 2", "\u{0}"] {
         let not_json = http
             .post(format!("{base}/api/releases/"))
+            .header("content-type", "application/json")
             .body(body)
             .send()
             .await

@@ -193,6 +193,16 @@ async fn tokens_and_roles_decide_who_may_read_and_change() {
         let response = http.get(format!("{base}{path}")).send().await.expect(path);
         assert_eq!(response.status(), StatusCode::OK, "{path}");
     }
+    let page = http.get(format!("{base}/")).send().await.expect("page");
+    let policy = page
+        .headers()
+        .get("content-security-policy")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    assert!(
+        policy.contains("frame-ancestors 'none'") && policy.contains("default-src 'self'"),
+        "the page may not be framed by another site: {policy}"
+    );
     let (status, _, body) = call(&http, Method::GET, &format!("{base}/metrics"), None, None).await;
     assert_eq!(
         (status, code(&body)),
@@ -243,4 +253,57 @@ async fn an_open_api_on_a_public_address_is_refused_at_start() {
         .await
         .expect("loopback needs no token");
     assert!(loopback.http_addr().is_some());
+}
+
+/// What a page on another site could make a browser send to an open bridge on loopback: a
+/// "simple" cross-site POST (text/plain or form body) and, after DNS rebinding, a request naming
+/// the attacker's host. Both are refused and change nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cross_site_requests_to_an_open_bridge_are_refused() {
+    let bridge = Bridge::start(Backend::Sqlite).await;
+    let http = Client::new();
+    let releases = format!("{}/api/releases/", bridge.http);
+    let release = json!({"name": "Evil", "version": "1", "operating_system": "Ubuntu",
+                         "puppet_manifests_source": "rsync://evil.example/m/"})
+    .to_string();
+    for content_type in [
+        Some("text/plain"),
+        Some("application/x-www-form-urlencoded"),
+        Some("multipart/form-data; boundary=x"),
+        None,
+    ] {
+        let mut request = http.post(&releases).body(release.clone());
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        let response = request.send().await.expect("send");
+        let status = response.status();
+        let body: Value = response.json().await.expect("JSON");
+        assert_eq!(
+            (status, code(&body)),
+            (StatusCode::UNSUPPORTED_MEDIA_TYPE, "invalid_request"),
+            "{content_type:?}: {body}"
+        );
+    }
+    let rebound = http
+        .post(&releases)
+        .header("host", "evil.example:8000")
+        .header("content-type", "application/json")
+        .body(release.clone())
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(rebound.status(), StatusCode::FORBIDDEN);
+    assert_eq!(bridge.count("releases").await, 0, "nothing was created");
+
+    let allowed = http
+        .post(&releases)
+        .header("content-type", "application/json; charset=utf-8")
+        .header("host", "localhost")
+        .body(release)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(allowed.status(), StatusCode::CREATED);
+    bridge.stop().await;
 }

@@ -224,6 +224,7 @@ async fn passwords_and_tokens_appear_in_no_output() {
     for (method, path, token, body) in calls {
         let mut request = http
             .request(method.clone(), format!("{base}{path}"))
+            .header("content-type", "application/json")
             .body(body.to_owned());
         if let Some(token) = token {
             request = request.bearer_auth(token);

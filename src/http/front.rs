@@ -122,12 +122,16 @@ async fn require_token(State(access): State<Access>, request: Request, next: Nex
     }
 }
 
-/// The API: the caller is checked first (before the body is read), then a permit is taken.
+/// The API: the caller and where the request may come from are checked first (before the body
+/// is read), then a permit is taken.
 async fn forward(State(front): State<Front>, mut request: Request) -> Response {
     let caller = match front.access.authorize(request.method(), request.headers()) {
         Ok(caller) => caller,
         Err(denied) => return denied.into_response(),
     };
+    if let Err(refused) = super::origin::check(request.headers(), !front.access.is_enforced()) {
+        return refused;
+    }
     request.extensions_mut().insert(caller);
     let Ok(_permit) = front.permits.clone().try_acquire_owned() else {
         return error_response(

@@ -9,6 +9,7 @@ mod front;
 mod health;
 mod notifications;
 mod openapi;
+mod origin;
 mod page;
 mod releases;
 mod shape;
