@@ -130,7 +130,7 @@ async fn forward(State(front): State<Front>, mut request: Request) -> Response {
         Err(denied) => return denied.into_response(),
     };
     if let Err(refused) = super::origin::check(request.headers(), !front.access.is_enforced()) {
-        return refused;
+        return refused.into_response();
     }
     request.extensions_mut().insert(caller);
     let Ok(_permit) = front.permits.clone().try_acquire_owned() else {

@@ -6,12 +6,22 @@
 //! `localhost` or an IP address.
 
 use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 
 use super::error::error_response;
 use crate::core::refusal::ErrorCode;
 
-pub fn check(headers: &HeaderMap, anonymous: bool) -> Result<(), Response> {
+/// A refused request: its status, code and why.
+#[derive(Debug)]
+pub struct Refused(StatusCode, ErrorCode, &'static str);
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        error_response(self.0, self.1, self.2)
+    }
+}
+
+pub fn check(headers: &HeaderMap, anonymous: bool) -> Result<(), Refused> {
     let has_body = headers.contains_key(header::TRANSFER_ENCODING)
         || headers
             .get(header::CONTENT_LENGTH)
@@ -26,7 +36,7 @@ pub fn check(headers: &HeaderMap, anonymous: bool) -> Result<(), Response> {
                 .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
         });
     if has_body && !json {
-        return Err(error_response(
+        return Err(Refused(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ErrorCode::InvalidRequest,
             "send the body as JSON with Content-Type: application/json",
@@ -38,7 +48,7 @@ pub fn check(headers: &HeaderMap, anonymous: bool) -> Result<(), Response> {
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default();
         if !is_local_name(host) {
-            return Err(error_response(
+            return Err(Refused(
                 StatusCode::FORBIDDEN,
                 ErrorCode::Forbidden,
                 "with no token configured the API answers only requests addressed to localhost or an IP address; configure [http] tokens to serve a host name",
