@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Starts the local RabbitMQ and PostgreSQL if they are not running (sourced by the other scripts).
-# Usage: ensure_rabbitmq; ensure_postgres; ensure_chromium
+# Usage: ensure_rabbitmq; ensure_postgres; ensure_chromium; ensure_pgbouncer
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
@@ -31,4 +31,16 @@ ensure_chromium() {
   echo "installing Chromium for the page's browser test (apt-get install chromium chromium-driver)"
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+}
+
+# tests/pgbouncer.rs starts its own PgBouncer (scripts/pgbouncer) in front of PostgreSQL.
+ensure_pgbouncer() {
+  if command -v pgbouncer >/dev/null 2>&1; then return 0; fi
+  if [ "$(id -u)" != 0 ]; then
+    echo "PgBouncer is missing for tests/pgbouncer.rs: sudo apt-get install pgbouncer" >&2
+    return 1
+  fi
+  echo "installing PgBouncer for tests/pgbouncer.rs (apt-get install pgbouncer)"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgbouncer >/dev/null
 }

@@ -1,6 +1,7 @@
 //! Declares every exchange and queue of the contract, exactly as Nailgun and Astute declare
-//! theirs (classic queues, no extra arguments), so that peers declaring them meet no
-//! PRECONDITION_FAILED, and so that casts wait in `naily` while Astute is down.
+//! theirs (durable queues, no extra arguments), so that peers declaring them meet no
+//! PRECONDITION_FAILED, and so that casts wait in `naily` while Astute is down. The queues' type
+//! is the vhost's default: classic, or quorum in a vhost created with that default type.
 
 use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
@@ -132,7 +133,7 @@ async fn exchange(
 }
 
 async fn queue(channel: &Channel, t: std::time::Duration, name: &str) -> Result<(), AmqpError> {
-    let ours = "classic, durable=true, exclusive=false, auto_delete=false, arguments={}";
+    let ours = "durable=true, exclusive=false, auto_delete=false, arguments={} (the vhost's default queue type)";
     within(
         t,
         "queue.declare",
