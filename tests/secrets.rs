@@ -244,6 +244,12 @@ async fn passwords_and_tokens_appear_in_no_output() {
         output.contains("HTTP API listening"),
         "the bridge logged: {output}"
     );
+    assert!(
+        output
+            .lines()
+            .any(|l| l.contains("HTTP change") && l.contains(r#""caller":"ops""#)),
+        "changes are logged with the token's name: {output}"
+    );
     assert_hidden(
         "stdout and stderr",
         &output,

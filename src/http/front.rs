@@ -7,7 +7,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use axum::extract::{Request, State};
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -132,6 +132,7 @@ async fn forward(State(front): State<Front>, mut request: Request) -> Response {
     if let Err(refused) = super::origin::check(request.headers(), !front.access.is_enforced()) {
         return refused.into_response();
     }
+    let caller_name = caller.name.clone();
     request.extensions_mut().insert(caller);
     let Ok(_permit) = front.permits.clone().try_acquire_owned() else {
         return error_response(
@@ -140,9 +141,17 @@ async fn forward(State(front): State<Front>, mut request: Request) -> Response {
             "the bridge is serving as many requests as http.max_concurrent_requests allows; try again shortly",
         );
     };
+    let changes = !(request.method() == Method::GET || request.method() == Method::HEAD);
+    let (method, path) = (request.method().clone(), request.uri().path().to_owned());
     match front.current() {
         Some(api) => match api.oneshot(request).await {
-            Ok(response) => response,
+            Ok(response) => {
+                // Who changed what: the token's name, never the token.
+                if changes {
+                    tracing::info!(caller = %caller_name, %method, path, status = response.status().as_u16(), "HTTP change");
+                }
+                response
+            }
             Err(never) => match never {},
         },
         None => {
