@@ -160,7 +160,7 @@ async fn child(nodes: usize) {
     let mut settings = Settings::load(None).expect("default settings");
     let postgres = std::env::var("BENCH_POSTGRES").ok();
     let scratch = format!("cast_memory_{}", uuid::Uuid::new_v4().simple());
-    settings.database.url = match &postgres {
+    let url = match &postgres {
         Some(admin) => {
             let db = sea_orm::Database::connect(admin.as_str())
                 .await
@@ -177,6 +177,7 @@ async fn child(nodes: usize) {
             dir.path().join("bench.db").display()
         ),
     };
+    settings.database.url = url.into();
     settings.amqp.max_message_bytes = 1 << 30;
     let db = store::connect(&settings.database).await.expect("SQLite");
     store::migrate(&db).await.expect("migrations");

@@ -34,7 +34,7 @@ pub enum AppError {
     Component { part: Part, reason: String },
     #[error(transparent)]
     SecondWriter(#[from] store::SingleWriterError),
-    #[error("HTTP: cannot listen on {0}")]
+    #[error("HTTP: {0}")]
     Http(String),
 }
 
@@ -88,7 +88,7 @@ impl Server {
         let health = Health::new();
         Ok(Server {
             listener: bind_http(&settings).await?,
-            front: Front::new(health.clone()),
+            front: Front::new(health.clone(), &settings.http),
             health,
             settings,
         })
@@ -166,7 +166,7 @@ impl Application {
         telemetry::metrics_handle();
         Ok(Application {
             listener: bind_http(&settings).await?,
-            front: Front::new(health.clone()),
+            front: Front::new(health.clone(), &settings.http),
             health,
             session,
         })
@@ -192,13 +192,31 @@ impl Application {
 }
 
 async fn bind_http(settings: &Settings) -> Result<Option<TcpListener>, AppError> {
-    if !settings.http.enabled {
+    let http = &settings.http;
+    if !http.enabled {
         return Ok(None);
     }
-    let listener = TcpListener::bind(&settings.http.bind)
+    let listener = TcpListener::bind(&http.bind)
         .await
-        .map_err(|e| AppError::Http(format!("{}: {e}", settings.http.bind)))?;
-    tracing::info!(address = ?listener.local_addr().ok(), "HTTP API listening");
+        .map_err(|e| AppError::Http(format!("cannot listen on {}: {e}", http.bind)))?;
+    let address = listener
+        .local_addr()
+        .map_err(|e| AppError::Http(format!("cannot listen on {}: {e}", http.bind)))?;
+    let open = http.tokens.0.is_empty();
+    // Checked on the address actually bound, so a host name that resolves to a public
+    // address is caught too.
+    if open && !address.ip().is_loopback() && !http.allow_anonymous {
+        return Err(AppError::Http(format!(
+            "refusing to serve the HTTP API on {address} without a token: anyone who reaches it \
+             could upgrade any environment. Configure [http] tokens (or http.token_file, or \
+             ASTUTE_BRIDGE__HTTP__TOKENS), bind a loopback address such as 127.0.0.1:8000, or \
+             set http.allow_anonymous = true to serve it open on purpose"
+        )));
+    }
+    if open {
+        tracing::warn!(%address, "the HTTP API asks for no token: configure [http] tokens");
+    }
+    tracing::info!(%address, tokens = http.tokens.0.len(), "HTTP API listening");
     Ok(Some(listener))
 }
 
@@ -263,7 +281,7 @@ impl Session {
             store::migrate(&db).await?;
         }
         let timeout = settings.amqp.timeout();
-        let connection = amqp::connect(&settings.amqp.url, timeout).await?;
+        let connection = amqp::connect(settings.amqp.url.expose(), timeout).await?;
         let channel = within(timeout, "channel.open", connection.create_channel()).await?;
         topology::declare(&channel, &settings.amqp).await?;
         let _ = within(

@@ -47,7 +47,7 @@ impl Client {
     /// Connects, and declares a private, exclusive reply queue. `wait` bounds each call.
     pub async fn connect(names: &AmqpSettings, wait: Duration) -> Result<Client, ClientError> {
         let timeout = names.timeout();
-        let connection = amqp::connect(&names.url, timeout).await?;
+        let connection = amqp::connect(names.url.expose(), timeout).await?;
         let channel = within(timeout, "channel.open", connection.create_channel()).await?;
         within(
             timeout,

@@ -7,9 +7,15 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::core::access::{AllowedUsers, Role};
+use crate::core::access::AllowedUsers;
 use crate::core::release_sources::{Master, SourceError, SourceTemplates};
 use crate::core::source_allowlist::{PrefixError, SourcePrefixes};
+
+pub mod secret_url;
+pub mod tokens;
+
+pub use secret_url::SecretUrl;
+pub use tokens::{ApiToken, Role, TokenList};
 
 /// The defaults, compiled in so the binary runs from any directory.
 const DEFAULTS: &str = include_str!("../config/default.toml");
@@ -133,12 +139,45 @@ pub struct WatchdogSettings {
 pub struct HttpSettings {
     pub enabled: bool,
     pub bind: String,
+    /// Bearer tokens; empty: the API is open (allowed on a loopback address only, unless
+    /// `allow_anonymous`). `token_file`'s entries are added to these at load.
+    pub tokens: TokenList,
+    /// A file of `name:role:token` lines; empty: none.
+    pub token_file: String,
+    /// Serve without tokens on a non-loopback address.
+    pub allow_anonymous: bool,
+    /// `/metrics` asks for a token (any role) too.
+    pub metrics_require_token: bool,
+    /// Seconds a request may take, body included, before it is answered 408.
+    pub request_timeout_secs: u64,
+    /// API requests served at once; more are answered 503 at once.
+    pub max_concurrent_requests: usize,
+}
+
+impl HttpSettings {
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.request_timeout_secs)
+    }
+
+    /// Adds the entries of `token_file` to `tokens` and checks them all.
+    fn load_tokens(&mut self) -> Result<(), SettingsError> {
+        let path = self.token_file.trim();
+        if !path.is_empty() {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                SettingsError::Rule(format!("http.token_file {path} cannot be read: {e}"))
+            })?;
+            let more = tokens::parse_entries(&text)
+                .map_err(|e| SettingsError::Rule(format!("http.token_file {path}: {e}")))?;
+            self.tokens.0.extend(more);
+        }
+        tokens::validate(&self.tokens.0).map_err(SettingsError::Rule)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DatabaseSettings {
-    pub url: String,
+    pub url: SecretUrl,
     pub max_connections: u32,
     pub connect_timeout_secs: u64,
     pub migrate_on_start: bool,
@@ -149,7 +188,7 @@ pub struct DatabaseSettings {
 pub struct AmqpSettings {
     /// One node, or several (`amqp://u:p@h1,u:p@h2/vhost`, or a TOML list of URLs).
     #[serde(deserialize_with = "one_or_many_nodes")]
-    pub url: String,
+    pub url: SecretUrl,
     pub timeout_secs: u64,
     /// Largest message the bridge publishes (casts, answers, notifications).
     pub max_message_bytes: usize,
@@ -201,13 +240,13 @@ impl AmqpSettings {
 
 impl DatabaseSettings {
     pub fn is_sqlite(&self) -> bool {
-        self.url.starts_with("sqlite:")
+        self.url.expose().starts_with("sqlite:")
     }
 }
 
 /// `amqp.url` as one string, or a list of node URLs folded into the one-string form: the nodes'
 /// authorities joined by commas, with the path and query they must share.
-fn one_or_many_nodes<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+fn one_or_many_nodes<'de, D: serde::Deserializer<'de>>(d: D) -> Result<SecretUrl, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum OneOrMany {
@@ -215,8 +254,10 @@ fn one_or_many_nodes<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D
         Many(Vec<String>),
     }
     match OneOrMany::deserialize(d)? {
-        OneOrMany::One(url) => Ok(url),
-        OneOrMany::Many(urls) => fold_node_urls(&urls).map_err(serde::de::Error::custom),
+        OneOrMany::One(url) => Ok(url.into()),
+        OneOrMany::Many(urls) => fold_node_urls(&urls)
+            .map(SecretUrl::from)
+            .map_err(serde::de::Error::custom),
     }
 }
 
@@ -262,7 +303,7 @@ impl Settings {
         if let Some(path) = file {
             builder = builder.add_source(config::File::from(path).required(true));
         }
-        let settings: Settings = builder
+        let mut settings: Settings = builder
             .add_source(
                 config::Environment::with_prefix("ASTUTE_BRIDGE")
                     .prefix_separator("__")
@@ -270,12 +311,13 @@ impl Settings {
             )
             .build()?
             .try_deserialize()?;
+        settings.http.load_tokens()?;
         settings.validate()?;
         Ok(settings)
     }
 
     fn validate(&self) -> Result<(), SettingsError> {
-        let url = &self.database.url;
+        let url = self.database.url.expose();
         if !(url.starts_with("sqlite:")
             || url.starts_with("postgres:")
             || url.starts_with("postgresql:"))
@@ -285,11 +327,17 @@ impl Settings {
                 url.split(':').next().unwrap_or_default()
             )));
         }
-        crate::amqp::nodes::node_urls(&self.amqp.url)
+        crate::amqp::nodes::node_urls(self.amqp.url.expose())
             .map_err(|e| SettingsError::Rule(e.to_string()))?;
         if self.amqp.reply_workers == 0 || self.amqp.prefetch == 0 {
             return Err(SettingsError::Rule(
                 "amqp.reply_workers and amqp.prefetch must be at least 1".into(),
+            ));
+        }
+        if self.http.request_timeout_secs == 0 || self.http.max_concurrent_requests == 0 {
+            return Err(SettingsError::Rule(
+                "http.request_timeout_secs and http.max_concurrent_requests must be at least 1"
+                    .into(),
             ));
         }
         if self.outbox.batch_size == 0 {
@@ -412,14 +460,14 @@ mod tests {
         .unwrap();
         let s = Settings::load(Some(&listed)).unwrap();
         assert_eq!(
-            s.amqp.url,
+            s.amqp.url.expose(),
             "amqp://u:p@h1:5672,u:p@h2:5672/fuel?heartbeat=5"
         );
 
         let oslo = dir.path().join("oslo.toml");
         std::fs::write(&oslo, "[amqp]\nurl = \"amqp://u:p@h1,u:p@h2/fuel\"\n").unwrap();
         assert_eq!(
-            Settings::load(Some(&oslo)).unwrap().amqp.url,
+            Settings::load(Some(&oslo)).unwrap().amqp.url.expose(),
             "amqp://u:p@h1,u:p@h2/fuel"
         );
 
@@ -464,6 +512,69 @@ mod tests {
             Settings::load(Some(&file)).is_err(),
             "only reader and operator"
         );
+    }
+
+    #[test]
+    fn tokens_come_from_the_file_the_token_file_and_one_string() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("tokens");
+        std::fs::write(
+            &file,
+            "# rotated monthly\nci:operator:cccccccccccccccccccc\n",
+        )
+        .unwrap();
+        let settings = dir.path().join("s.toml");
+        std::fs::write(
+            &settings,
+            format!(
+                "[http]\ntoken_file = \"{}\"\ntokens = [{{ name = \"ops\", role = \"operator\", token = \"oooooooooooooooooooo\" }}]\n",
+                file.display()
+            ),
+        )
+        .unwrap();
+        let s = Settings::load(Some(&settings)).unwrap();
+        let names: Vec<_> = s.http.tokens.0.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["ops", "ci"]);
+        assert!(!format!("{s:?}").contains("oooo"), "Debug shows no token");
+
+        // The environment's form: one string (what ASTUTE_BRIDGE__HTTP__TOKENS carries).
+        let string = dir.path().join("string.toml");
+        std::fs::write(
+            &string,
+            "[http]\ntokens = \"a:reader:rrrrrrrrrrrrrrrr,b:operator:pppppppppppppppp\"\n",
+        )
+        .unwrap();
+        let s = Settings::load(Some(&string)).unwrap();
+        assert_eq!(s.http.tokens.0[0].role, Role::Reader);
+
+        let missing = dir.path().join("missing.toml");
+        std::fs::write(&missing, "[http]\ntoken_file = \"/nonexistent/tokens\"\n").unwrap();
+        let err = Settings::load(Some(&missing)).unwrap_err().to_string();
+        assert!(err.contains("http.token_file"), "{err}");
+
+        let short = dir.path().join("short.toml");
+        std::fs::write(&short, "[http]\ntokens = \"a:operator:secret\"\n").unwrap();
+        let err = Settings::load(Some(&short)).unwrap_err().to_string();
+        assert!(err.contains("shorter") && !err.contains("secret"), "{err}");
+    }
+
+    #[test]
+    fn debug_shows_no_password_of_any_url() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("s.toml");
+        std::fs::write(
+            &file,
+            "[database]\nurl = \"postgres://bridge:dbpass1234@db/bridge?sslmode=verify-full\"\n[amqp]\nurl = [\"amqps://u:mqpass1234@h1:5671/fuel\", \"amqps://u:mqpass1234@h2:5671/fuel\"]\n",
+        )
+        .unwrap();
+        let s = Settings::load(Some(&file)).unwrap();
+        let shown = format!("{s:?}");
+        assert!(
+            !shown.contains("dbpass1234") && !shown.contains("mqpass1234"),
+            "{shown}"
+        );
+        assert!(shown.contains("postgres://bridge:***@db/bridge?sslmode=verify-full"));
+        assert!(s.database.url.expose().contains("dbpass1234"));
     }
 
     #[test]

@@ -283,7 +283,7 @@ async fn watch(
 /// Runs the simulator until SIGTERM/SIGINT.
 async fn simulate(settings: Settings, args: SimulateArgs) -> anyhow::Result<()> {
     use astute_bridge::simulator::{Scenario, Simulator};
-    let connection = amqp::connect(&settings.amqp.url, settings.amqp.timeout())
+    let connection = amqp::connect(settings.amqp.url.expose(), settings.amqp.timeout())
         .await
         .context("connecting to RabbitMQ (start it with `rabbitmq-server -detached`)")?;
     let scenario = Scenario {
@@ -387,7 +387,7 @@ async fn wait_for_signal() {
 }
 
 async fn dead_letters(settings: Settings, action: DlqAction) -> anyhow::Result<()> {
-    let connection = amqp::connect(&settings.amqp.url, settings.amqp.timeout()).await?;
+    let connection = amqp::connect(settings.amqp.url.expose(), settings.amqp.timeout()).await?;
     match action {
         DlqAction::List { limit } => {
             let shown = amqp::dead_letters::list(&connection, &settings.amqp, limit).await?;

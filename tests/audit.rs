@@ -248,7 +248,7 @@ async fn every_change_and_refusal_is_on_the_trail(backend: Backend) {
 }
 
 fn database_url(bridge: &Bridge) -> String {
-    bridge.settings.database.url.clone()
+    bridge.settings.database.url.expose().to_string()
 }
 
 on_both_backends!(every_change_and_refusal_is_on_the_trail);

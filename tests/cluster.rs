@@ -708,7 +708,7 @@ async fn three_bridges_on_a_cluster_survive_a_node_and_a_bridge_killed() {
         0,
     );
     let mut settings = Settings::load(None).expect("default settings");
-    settings.amqp.url = amqp_url(1);
+    settings.amqp.url = amqp_url(1).into();
     let mut client = Client::connect(&settings.amqp, Duration::from_secs(30))
         .await
         .expect("client on the cluster");

@@ -55,9 +55,9 @@ async fn connections_cut_while_messages_flow(backend: Backend) {
         },
     };
     let mut bridge = Bridge::start_supervised(backend, |s| {
-        s.amqp.url = through(&s.amqp.url, &cuts.broker);
+        s.amqp.url = through(s.amqp.url.expose(), &cuts.broker).into();
         if let Some(db) = &cuts.database {
-            s.database.url = through(&s.database.url, db);
+            s.database.url = through(s.database.url.expose(), db).into();
         }
     })
     .await;
@@ -279,8 +279,8 @@ async fn a_bridge_moves_to_the_next_broker_node_when_its_node_is_lost() {
     let upstream = upstream_of(&amqp_url(), 5672);
     let (first, second) = (Proxy::start(&upstream).await, Proxy::start(&upstream).await);
     let mut bridge = Bridge::start_supervised(Backend::Sqlite, |s| {
-        let one = through(&s.amqp.url, &first);
-        let other = through(&s.amqp.url, &second);
+        let one = through(s.amqp.url.expose(), &first);
+        let other = through(s.amqp.url.expose(), &second);
         let other_authority = other
             .split_once("://")
             .and_then(|(_, rest)| rest.split('/').next())
@@ -288,7 +288,7 @@ async fn a_bridge_moves_to_the_next_broker_node_when_its_node_is_lost() {
             .to_string();
         // oslo.messaging's form: amqp://u:p@h1:p1,u:p@h2:p2/vhost
         let (head, tail) = one.split_at(one.find("/%2f").expect("vhost"));
-        s.amqp.url = format!("{head},{other_authority}{tail}");
+        s.amqp.url = format!("{head},{other_authority}{tail}").into();
     })
     .await;
     let release =

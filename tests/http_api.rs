@@ -321,6 +321,55 @@ async fn http_errors_carry_the_contract_codes(backend: Backend) {
             StatusCode::NOT_FOUND,
             "not_found",
         ),
+        (
+            Method::PUT,
+            format!("{base}/api/clusters/{cluster}/update/?dry_run=maybe"),
+            None,
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            Method::GET,
+            format!("{base}/api/notifications/?cluster_id=one"),
+            None,
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            Method::DELETE,
+            format!("{base}/api/clusters/"),
+            None,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "invalid_request",
+        ),
+        (
+            Method::PATCH,
+            format!("{base}/api/clusters/{cluster}/update/"),
+            None,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "invalid_request",
+        ),
+        (
+            Method::POST,
+            format!("{base}/healthz"),
+            None,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "invalid_request",
+        ),
+        (
+            Method::GET,
+            format!("{base}/assets/nothing.js"),
+            None,
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            Method::POST,
+            format!("{base}/api/releases/"),
+            Some(json!({"name": "big", "description": "x".repeat(2 * 1024 * 1024)})),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "invalid_request",
+        ),
     ];
     for (method, url, body, status, code) in cases {
         let (got, answer) = call(&http, method.clone(), url.clone(), body).await;
@@ -336,13 +385,66 @@ async fn http_errors_carry_the_contract_codes(backend: Backend) {
             "{answer}"
         );
     }
-    let not_json = http
-        .post(format!("{base}/api/releases/"))
-        .body("{oops")
+    for body in ["{oops", "", "[1, 2", "\u{0}"] {
+        let not_json = http
+            .post(format!("{base}/api/releases/"))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(not_json.status(), StatusCode::BAD_REQUEST, "{body:?}");
+        let answer: Value = not_json.json().await.expect("a JSON error body");
+        assert_eq!(error_code(&answer), "invalid_request", "{body:?}: {answer}");
+    }
+    let wrong_method = http
+        .delete(format!("{base}/api/clusters/"))
         .send()
         .await
         .expect("send");
-    assert_eq!(not_json.status(), StatusCode::BAD_REQUEST);
+    let allow = wrong_method
+        .headers()
+        .get("allow")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        allow.contains("GET") && allow.contains("POST"),
+        "Allow: {allow}"
+    );
+
+    // A dry run with no pending release is a verdict, not an error (contract section 6).
+    let (status, verdict) = call(
+        &http,
+        Method::PUT,
+        format!("{base}/api/clusters/{cluster}/update/?dry_run=true"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{verdict}");
+    assert_eq!(
+        (verdict["allowed"].as_bool(), verdict["code"].as_str()),
+        (Some(false), Some("invalid_request")),
+        "{verdict}"
+    );
+    assert!(
+        verdict["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("pending"),
+        "{verdict}"
+    );
+    let (status, answer) = call(
+        &http,
+        Method::PUT,
+        format!("{base}/api/clusters/999/update/?dry_run=true"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, error_code(&answer)),
+        (StatusCode::NOT_FOUND, "not_found")
+    );
     assert_eq!(
         bridge.count("tasks").await,
         tasks_before,

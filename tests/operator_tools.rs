@@ -25,7 +25,7 @@ struct SimulatedAstute {
 impl SimulatedAstute {
     async fn start(bridge: &Bridge, scenario: Scenario) -> SimulatedAstute {
         let names = bridge.settings.amqp.clone();
-        let connection = amqp::connect(&names.url, names.timeout())
+        let connection = amqp::connect(names.url.expose(), names.timeout())
             .await
             .expect("the simulator connects");
         let stop = CancellationToken::new();

@@ -1,5 +1,5 @@
-//! The operators' page in a real browser (headless Chromium driven through chromedriver): an
-//! upgrade followed live, a node failure, its rollback, a refused update with the API's message
+//! The operators' page in a real browser (headless Chromium driven through chromedriver), on a
+//! bridge that asks for tokens: a refused token, then a sign-in; an upgrade followed live, a node failure, its rollback, a refused update with the API's message
 //! shown, and a notification marked read — judged by visible text and roles. Screenshots go to
 //! `target/page-screenshots/`.
 //!
@@ -13,12 +13,15 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use astute_bridge::config::{ApiToken, Role, TokenList};
 use common::{load_fixture, release_id, Backend, Bridge, PATIENCE};
 use fantoccini::elements::Element;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{json, Value};
 
 const INSTALL: &str = "apt-get install chromium chromium-driver";
+/// The operator's API token the bridge under test asks for.
+const TOKEN: &str = "page-operator-token-0123456789";
 
 /// chromedriver on a free port, stopped when dropped.
 struct Driver {
@@ -107,6 +110,31 @@ async fn text_until(page: &Client, css: &str, what: &str, wanted: impl Fn(&str) 
     }
 }
 
+/// Types a token into the sign-in form and submits it.
+async fn sign_in(page: &Client, token: &str) {
+    let field = wait_for(page, "#token").await;
+    field.send_keys(token).await.expect("type the token");
+    button(page, "Sign in")
+        .await
+        .click()
+        .await
+        .expect("sign in");
+}
+
+/// The element, once it is displayed.
+async fn wait_for(page: &Client, css: &str) -> Element {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        if let Ok(element) = page.find(Locator::Css(css)).await {
+            if element.is_displayed().await.unwrap_or(false) {
+                return element;
+            }
+        }
+        assert!(Instant::now() < deadline, "{css} never showed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 async fn button(page: &Client, name: &str) -> Element {
     page.find(Locator::XPath(&format!(
         "//button[normalize-space(.)='{name}' or @aria-label='{name}']"
@@ -140,7 +168,14 @@ async fn screenshot(page: &Client, name: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_upgrades_sees_a_failure_rolls_back_and_reads_notifications() {
     let driver = start_driver();
-    let mut bridge = Bridge::start(Backend::Sqlite).await;
+    let mut bridge = Bridge::start_with(Backend::Sqlite, |s| {
+        s.http.tokens = TokenList(vec![ApiToken {
+            name: "ops".into(),
+            role: Role::Operator,
+            token: TOKEN.to_owned().into(),
+        }]);
+    })
+    .await;
     let (cluster, releases) = load_fixture(&mut bridge, "env-multinode").await;
     let upgrade_to = release_id(&releases, "Icehouse on Ubuntu 12.04.4", "2014.1.1-5.0.2");
     let first = release_id(&releases, "Icehouse on Ubuntu 12.04", "2014.1-5.0");
@@ -163,6 +198,17 @@ async fn an_operator_upgrades_sees_a_failure_rolls_back_and_reads_notifications(
         t == "Bridge ready"
     })
     .await;
+
+    // The API asks for a token: the page asks for it, refuses a wrong one, and keeps the
+    // right one for the tab.
+    sign_in(&page, "not-the-token-0123456789").await;
+    let refused = text_until(&page, "#sign-in-error", "the refused token", |t| {
+        t.starts_with("The token was refused")
+    })
+    .await;
+    assert!(refused.contains("not valid"), "{refused}");
+    screenshot(&page, "0-sign-in-refused").await;
+    sign_in(&page, TOKEN).await;
     text_until(&page, "#environments", "the environment", |t| {
         t.contains("env-multinode") && t.contains("operational")
     })

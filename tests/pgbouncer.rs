@@ -73,13 +73,23 @@ async fn a_primary_switch_behind_pgbouncer_heals() {
     let pgbouncer = PgBouncer::start(old.port());
     let through_pgbouncer = format!("127.0.0.1:{}", pgbouncer.port);
     let mut bridge = Bridge::start_supervised(Backend::Postgres, |s| {
-        s.database.url = s.database.url.replace(&postgres, &through_pgbouncer);
+        s.database.url = s
+            .database
+            .url
+            .expose()
+            .replace(&postgres, &through_pgbouncer)
+            .into();
         s.database.max_connections = 4;
     })
     .await;
     assert!(
-        bridge.settings.database.url.contains(&through_pgbouncer),
-        "the bridge goes through PgBouncer: {}",
+        bridge
+            .settings
+            .database
+            .url
+            .expose()
+            .contains(&through_pgbouncer),
+        "the bridge goes through PgBouncer: {:?}",
         bridge.settings.database.url
     );
 

@@ -21,7 +21,7 @@ fn cli(bridge: &Bridge, args: &[&str]) -> String {
         .envs(bridge.binary_env())
         .env(
             "ASTUTE_BRIDGE__DATABASE__URL",
-            &bridge.settings.database.url,
+            bridge.settings.database.url.expose(),
         )
         .output()
         .expect("run astute-bridge");

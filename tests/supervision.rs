@@ -129,8 +129,10 @@ async fn a_deleted_notifications_exchange_stops_nothing(backend: Backend) {
 /// broker is not ready until it is back, then the bridge serves again.
 async fn a_lost_broker_is_named_by_readiness(backend: Backend) {
     let broker = Proxy::start(&upstream_of(&amqp_url(), 5672)).await;
-    let mut bridge =
-        Bridge::start_supervised(backend, |s| s.amqp.url = through(&s.amqp.url, &broker)).await;
+    let mut bridge = Bridge::start_supervised(backend, |s| {
+        s.amqp.url = through(s.amqp.url.expose(), &broker).into()
+    })
+    .await;
     let http = Client::new();
     let base = bridge.http.clone();
     readiness_until(&http, &base, "ready at start", |s, _| s == StatusCode::OK).await;

@@ -30,7 +30,7 @@ pub async fn run(base: Settings) -> Result<Done, CliError> {
         .map_err(|e| CliError::Failed(format!("no temporary directory: {e}")))?;
     let settings = demo_settings(base, &dir.path().join("demo.db"));
     let timeout = settings.amqp.timeout();
-    let broker = amqp::connect(&settings.amqp.url, timeout).await.map_err(|e| {
+    let broker = amqp::connect(settings.amqp.url.expose(), timeout).await.map_err(|e| {
         CliError::Failed(format!(
             "RabbitMQ is not reachable ({e}). Start it with: rabbitmq-server -detached && rabbitmqctl await_startup"
         ))
@@ -64,7 +64,7 @@ pub async fn run(base: Settings) -> Result<Done, CliError> {
     let simulated = {
         let (stop, connection) = (
             stop.clone(),
-            amqp::connect(&settings.amqp.url, timeout)
+            amqp::connect(settings.amqp.url.expose(), timeout)
                 .await
                 .map_err(|e| CliError::Failed(e.to_string()))?,
         );
@@ -223,7 +223,7 @@ fn step(title: &str) {
 /// The bridge's settings with the demo's own database and names.
 fn demo_settings(mut settings: Settings, database: &std::path::Path) -> Settings {
     let prefix = format!("demo-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-    settings.database.url = format!("sqlite://{}?mode=rwc", database.display());
+    settings.database.url = format!("sqlite://{}?mode=rwc", database.display()).into();
     settings.database.migrate_on_start = true;
     settings.http.enabled = false;
     settings.outbox.poll_interval_ms = 200;

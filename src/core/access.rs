@@ -48,6 +48,14 @@ impl Role {
             Role::Operator => "operator",
         }
     }
+
+    pub fn parse(raw: &str) -> Result<Role, String> {
+        match raw {
+            "reader" => Ok(Role::Reader),
+            "operator" => Ok(Role::Operator),
+            other => Err(format!("role must be reader or operator, not '{other}'")),
+        }
+    }
 }
 
 /// The broker users allowed to send requests, with their roles.

@@ -14,6 +14,8 @@ pub enum ErrorCode {
     InvalidState,
     /// The `deploy` cast or the answer would exceed `amqp.max_message_bytes`.
     MessageTooLarge,
+    /// No valid credentials.
+    Unauthorized,
     /// Valid credentials, not allowed to do this.
     Forbidden,
     Internal,
@@ -30,6 +32,7 @@ impl ErrorCode {
             ErrorCode::IncompatibleRelease => "incompatible_release",
             ErrorCode::InvalidState => "invalid_state",
             ErrorCode::MessageTooLarge => "message_too_large",
+            ErrorCode::Unauthorized => "unauthorized",
             ErrorCode::Forbidden => "forbidden",
             ErrorCode::Internal => "internal",
         }

@@ -1,13 +1,15 @@
 //! The audit trail over HTTP: `GET /api/audit/?cluster_id=&limit=`, and the commit of a
 //! state-changing request together with its trail row.
 
-use axum::extract::{Query, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{FromRequestParts, Query, State};
+use axum::http::request::Parts;
 use axum::Json;
 use sea_orm::DatabaseTransaction;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{ApiError, ApiState};
+use super::{ApiError, ApiState, Caller, ErrorBody};
 use crate::core::audit::{Targets, Transport, ANONYMOUS};
 use crate::service::{audit, ServiceError, ServiceResult};
 
@@ -18,11 +20,32 @@ pub struct AuditQuery {
     limit: Option<u64>,
 }
 
+/// Who the trail names for an HTTP request: the token's name, `anonymous` when no token is
+/// configured (the front puts the caller in the request's extensions).
+pub struct Actor(String);
+
+impl<S: Send + Sync> FromRequestParts<S> for Actor {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Actor(parts.extensions.get::<Caller>().map_or_else(
+            || ANONYMOUS.to_string(),
+            |caller| caller.name.clone(),
+        )))
+    }
+}
+
 /// `GET /api/audit/`: the newest rows first, of one cluster or all.
+#[utoipa::path(get, path = "/api/audit/", tag = "audit",
+    params(("cluster_id" = Option<i32>, Query, description = "Only this cluster's"),
+        ("limit" = Option<u64>, Query, description = "At most this many rows (default 100, at most 1000)")),
+    responses((status = 200, description = "Audit rows, newest first", body = Object),
+        (status = 400, description = "Invalid query", body = ErrorBody)))]
 pub async fn list(
     State(state): State<ApiState>,
-    Query(query): Query<AuditQuery>,
+    query: Result<Query<AuditQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::invalid(format!("invalid query: {e}")))?;
     Ok(Json(
         audit::list(&state.db, query.cluster_id, query.limit).await?,
     ))
@@ -35,12 +58,12 @@ impl ApiState {
     pub async fn finish_audited(
         &self,
         txn: DatabaseTransaction,
+        actor: &Actor,
         method: &str,
         targets: Targets,
         result: ServiceResult<Value>,
     ) -> Result<Value, ApiError> {
-        // Callers are identified by the transport layer; until then every one is anonymous.
-        let actor = ANONYMOUS;
+        let actor = actor.0.as_str();
         match result {
             Ok(value) => {
                 let entry = audit::Entry {

@@ -1,6 +1,7 @@
 //! `/api/clusters/` and `/api/tasks/`: clusters, their nodes, updates and rollbacks.
 
 use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -8,15 +9,22 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{parse_body, parse_id, ApiError, ApiState};
+use super::audit::Actor;
+use super::{parse_body, parse_id, ApiError, ApiState, ErrorBody};
 use crate::core::audit::Targets;
+use crate::core::refusal::ErrorCode;
 use crate::service::clusters::{self, ClusterRef, NewNode, NewNodes};
-use crate::service::{patching, tasks};
+use crate::service::{patching, tasks, ServiceError};
 
+#[utoipa::path(get, path = "/api/clusters/", tag = "clusters",
+    responses((status = 200, description = "Clusters", body = Object)))]
 pub async fn list(State(state): State<ApiState>) -> Result<Json<Value>, ApiError> {
     Ok(Json(clusters::list_clusters(&state.db).await?))
 }
 
+#[utoipa::path(get, path = "/api/clusters/{id}/", tag = "clusters", params(("id" = i32, Path, description = "Cluster id")),
+    responses((status = 200, description = "The cluster with its nodes and latest task", body = Object),
+        (status = 404, description = "No such cluster", body = ErrorBody)))]
 pub async fn show(
     State(state): State<ApiState>,
     Path(id): Path<String>,
@@ -27,22 +35,36 @@ pub async fn show(
     ))
 }
 
+#[utoipa::path(post, path = "/api/clusters/", tag = "clusters",
+    request_body(content = Object, description = "name, release_id, mode, optional attributes and status"),
+    responses((status = 201, description = "The cluster", body = Object),
+        (status = 400, description = "Invalid cluster", body = ErrorBody),
+        (status = 404, description = "Unknown release", body = ErrorBody),
+        (status = 409, description = "Name taken", body = ErrorBody)))]
 pub async fn create(
     State(state): State<ApiState>,
+    actor: Actor,
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let new = parse_body(&body)?;
     let txn = state.begin().await?;
     let result = clusters::create_cluster(&txn, new, &state.ctx.fuel_version).await;
     let created = state
-        .finish_audited(txn, "create_cluster", Targets::default(), result)
+        .finish_audited(txn, &actor, "create_cluster", Targets::default(), result)
         .await?;
     Ok((StatusCode::CREATED, Json(created)))
 }
 
 /// `PUT /api/clusters/{id}/` with `{"pending_release_id": T}`.
+#[utoipa::path(put, path = "/api/clusters/{id}/", tag = "clusters", params(("id" = i32, Path, description = "Cluster id")),
+    request_body(content = Object, description = "{\"pending_release_id\": T}"),
+    responses((status = 200, description = "The cluster", body = Object),
+        (status = 400, description = "Not a release it may go to", body = ErrorBody),
+        (status = 404, description = "No such cluster or release", body = ErrorBody),
+        (status = 409, description = "An operation is running", body = ErrorBody)))]
 pub async fn set_pending(
     State(state): State<ApiState>,
+    actor: Actor,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
@@ -52,7 +74,13 @@ pub async fn set_pending(
     let result = patching::set_pending_release(&txn, &state.ctx, cluster_id, pending).await;
     Ok(Json(
         state
-            .finish_audited(txn, "set_pending_release", cluster(cluster_id), result)
+            .finish_audited(
+                txn,
+                &actor,
+                "set_pending_release",
+                cluster(cluster_id),
+                result,
+            )
             .await?,
     ))
 }
@@ -66,15 +94,38 @@ pub struct UpdateQuery {
 /// `PUT /api/clusters/{id}/update/`: starts the update to the pending release (202), or with
 /// `?dry_run=true` answers the verdict and the exact cast, changing nothing (200). A cast over
 /// `amqp.max_message_bytes` is refused either way (413, `message_too_large`).
+#[utoipa::path(put, path = "/api/clusters/{id}/update/", tag = "clusters", params(("id" = i32, Path, description = "Cluster id"),
+        ("dry_run" = Option<bool>, Query, description = "true: answer the verdict and the exact cast, change nothing")),
+    responses((status = 202, description = "The task started", body = Object),
+        (status = 200, description = "Dry run: the verdict (allowed false with code and reason when refused)", body = Object),
+        (status = 400, description = "Refused", body = ErrorBody),
+        (status = 404, description = "No such cluster", body = ErrorBody),
+        (status = 409, description = "An operation is running", body = ErrorBody),
+        (status = 413, description = "The cast would exceed amqp.max_message_bytes", body = ErrorBody)))]
 pub async fn update(
     State(state): State<ApiState>,
+    actor: Actor,
     Path(id): Path<String>,
-    Query(query): Query<UpdateQuery>,
+    query: Result<Query<UpdateQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::invalid(format!("invalid query: {e}")))?;
     let cluster_id = parse_id("cluster", &id)?;
-    let target = patching::pending_target(&state.db, cluster_id).await?;
+    let target = patching::pending_target(&state.db, cluster_id).await;
     if query.dry_run {
-        let verdict = patching::check_update(&state.db, &state.ctx, target).await?;
+        let verdict = match target {
+            Ok(target) => patching::check_update(&state.db, &state.ctx, target).await?,
+            // No pending release: a verdict like any other refusal (contract section 6).
+            Err(ServiceError::Refused(refusal)) if refusal.code == ErrorCode::InvalidRequest => {
+                patching::Verdict {
+                    allowed: false,
+                    code: Some(refusal.code),
+                    message: None,
+                    operation: None,
+                    reason: Some(refusal.message),
+                }
+            }
+            Err(err) => return Err(err.into()),
+        };
         // Written once, cast included as it is; the verdict goes as soon as it is written.
         let body = crate::service::answer(&verdict)?;
         drop(verdict);
@@ -86,23 +137,30 @@ pub async fn update(
         )
             .into_response());
     }
+    let target = target?;
     let txn = state.begin().await?;
     let result = patching::update_cluster(&txn, &state.ctx, target).await;
     let task = state
-        .finish_audited(txn, "update_cluster", cluster(cluster_id), result)
+        .finish_audited(txn, &actor, "update_cluster", cluster(cluster_id), result)
         .await?;
     Ok((StatusCode::ACCEPTED, Json(task)).into_response())
 }
 
+#[utoipa::path(put, path = "/api/clusters/{id}/rollback/", tag = "clusters", params(("id" = i32, Path, description = "Cluster id")),
+    responses((status = 202, description = "The task started", body = Object),
+        (status = 400, description = "Refused", body = ErrorBody),
+        (status = 404, description = "No such cluster", body = ErrorBody),
+        (status = 409, description = "An operation is running", body = ErrorBody)))]
 pub async fn rollback(
     State(state): State<ApiState>,
+    actor: Actor,
     Path(id): Path<String>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let cluster_id = parse_id("cluster", &id)?;
     let txn = state.begin().await?;
     let result = patching::rollback_cluster(&txn, &state.ctx, ClusterRef { cluster_id }).await;
     let task = state
-        .finish_audited(txn, "rollback_cluster", cluster(cluster_id), result)
+        .finish_audited(txn, &actor, "rollback_cluster", cluster(cluster_id), result)
         .await?;
     Ok((StatusCode::ACCEPTED, Json(task)))
 }
@@ -115,8 +173,15 @@ enum NodesBody {
     Wrapped { nodes: Vec<NewNode> },
 }
 
+#[utoipa::path(post, path = "/api/clusters/{id}/nodes/", tag = "clusters", params(("id" = i32, Path, description = "Cluster id")),
+    request_body(content = Object, description = "A list of nodes, or {\"nodes\": [...]}"),
+    responses((status = 201, description = "The nodes", body = Object),
+        (status = 400, description = "Invalid nodes", body = ErrorBody),
+        (status = 404, description = "No such cluster", body = ErrorBody),
+        (status = 409, description = "An operation is running", body = ErrorBody)))]
 pub async fn add_nodes(
     State(state): State<ApiState>,
+    actor: Actor,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
@@ -127,7 +192,7 @@ pub async fn add_nodes(
     let txn = state.begin().await?;
     let result = clusters::add_nodes(&txn, NewNodes { cluster_id, nodes }).await;
     let added = state
-        .finish_audited(txn, "add_nodes", cluster(cluster_id), result)
+        .finish_audited(txn, &actor, "add_nodes", cluster(cluster_id), result)
         .await?;
     Ok((StatusCode::CREATED, Json(added)))
 }
@@ -140,6 +205,10 @@ fn cluster(cluster_id: i32) -> Targets {
     }
 }
 
+#[utoipa::path(get, path = "/api/tasks/{uuid}/", tag = "tasks",
+    params(("uuid" = String, Path, description = "Task uuid")),
+    responses((status = 200, description = "The task", body = Object),
+        (status = 404, description = "No such task", body = ErrorBody)))]
 pub async fn task(
     State(state): State<ApiState>,
     Path(uuid): Path<String>,

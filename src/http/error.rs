@@ -11,6 +11,28 @@ use crate::service::ServiceError;
 #[derive(Debug)]
 pub struct ApiError(pub Refusal);
 
+/// The body of every error answer (for the OpenAPI document; answers are built with `json!`).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct ErrorBody {
+    error: ErrorDetail,
+}
+
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct ErrorDetail {
+    /// A code of contract section 4: invalid_request, not_found, conflict, unauthorized, …
+    code: String,
+    /// Human text.
+    message: String,
+}
+
+/// An error answer with a status of its own (the codes' usual status aside, e.g. 503).
+pub fn error_response(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Response {
+    let body = json!({"error": {"code": code, "message": message.into()}});
+    (status, Json(body)).into_response()
+}
+
 impl ApiError {
     pub fn invalid(message: impl Into<String>) -> Self {
         ApiError(Refusal::invalid_request(message))
@@ -47,6 +69,7 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         ErrorCode::NotFound => StatusCode::NOT_FOUND,
         ErrorCode::Conflict => StatusCode::CONFLICT,
         ErrorCode::MessageTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
         ErrorCode::Forbidden => StatusCode::FORBIDDEN,
         ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }
@@ -54,8 +77,7 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({"error": {"code": self.0.code, "message": self.0.message}});
-        (status_of(self.0.code), Json(body)).into_response()
+        error_response(status_of(self.0.code), self.0.code, self.0.message)
     }
 }
 

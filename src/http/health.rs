@@ -11,12 +11,17 @@ use crate::store::outbox;
 use crate::telemetry;
 
 /// The process answers.
+#[utoipa::path(get, path = "/healthz", tag = "health", security(()),
+    responses((status = 200, description = "The process answers", body = Object)))]
 pub async fn live() -> impl IntoResponse {
     Json(json!({"status": "ok"}))
 }
 
 /// 200 when every part is up and the database and broker answer; else 503 naming each part
 /// that is not, with why.
+#[utoipa::path(get, path = "/readyz", tag = "health", security(()),
+    responses((status = 200, description = "Every part is up", body = Object),
+        (status = 503, description = "Not ready: each part that is not, with why", body = Object)))]
 pub async fn ready(State(health): State<Health>) -> impl IntoResponse {
     let readiness = health.readiness().await;
     let status = if readiness.ready {
@@ -34,6 +39,8 @@ pub async fn ready(State(health): State<Health>) -> impl IntoResponse {
 }
 
 /// Prometheus text format.
+#[utoipa::path(get, path = "/metrics", tag = "health",
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 pub async fn metrics(State(health): State<Health>) -> impl IntoResponse {
     telemetry::broker_connected(health.broker_connected());
     if let Some(db) = health.database() {

@@ -3,28 +3,36 @@
 //! `{"error": {"code", "message"}}` with the codes of the AMQP requests.
 
 mod audit;
+pub mod auth;
 mod clusters;
 mod error;
 mod front;
 mod health;
 mod notifications;
+mod openapi;
+mod origin;
 mod page;
 mod releases;
+mod shape;
 
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, put};
-use axum::Router;
+use axum::routing::get;
+use axum::{Json, Router};
 use sea_orm::{DatabaseConnection, DatabaseTransaction};
 use serde_json::Value;
 use tokio::sync::Notify;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::service::{Context, ServiceResult};
 use crate::store;
 
-pub use error::ApiError;
+pub use auth::{Access, Caller};
+pub use error::{ApiError, ErrorBody};
 pub use front::{serve, Front};
+pub use openapi::openapi;
 
 /// Largest request body accepted.
 const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -67,32 +75,29 @@ impl ApiState {
     }
 }
 
-/// Every route of the API (health, readiness and metrics are the front's, see `front`).
+/// Every route of the API, each documented where it is declared (health, readiness and metrics
+/// are the front's, see `front`).
+fn api_routes() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::new()
+        .routes(routes!(releases::list, releases::create))
+        .routes(routes!(releases::show, releases::remove))
+        .routes(routes!(clusters::list, clusters::create))
+        .routes(routes!(clusters::show, clusters::set_pending))
+        .routes(routes!(clusters::update))
+        .routes(routes!(clusters::rollback))
+        .routes(routes!(clusters::add_nodes))
+        .routes(routes!(clusters::task))
+        .routes(routes!(notifications::list, notifications::create))
+        .routes(routes!(notifications::mark))
+        .routes(routes!(audit::list))
+}
+
+/// The API of one session, with `/api/openapi.json`.
 pub fn router(state: ApiState) -> Router {
-    Router::new()
-        .route("/api/releases/", get(releases::list).post(releases::create))
-        .route(
-            "/api/releases/{id}/",
-            get(releases::show).delete(releases::remove),
-        )
-        .route("/api/clusters/", get(clusters::list).post(clusters::create))
-        .route(
-            "/api/clusters/{id}/",
-            get(clusters::show).put(clusters::set_pending),
-        )
-        .route("/api/clusters/{id}/update/", put(clusters::update))
-        .route("/api/clusters/{id}/rollback/", put(clusters::rollback))
-        .route(
-            "/api/clusters/{id}/nodes/",
-            axum::routing::post(clusters::add_nodes),
-        )
-        .route("/api/tasks/{uuid}/", get(clusters::task))
-        .route(
-            "/api/notifications/",
-            get(notifications::list).post(notifications::create),
-        )
-        .route("/api/notifications/{id}/", put(notifications::mark))
-        .route("/api/audit/", get(audit::list))
+    let (routes, _) = api_routes().split_for_parts();
+    let document = Json(openapi());
+    routes
+        .route(openapi::PATH, get(move || async move { document }))
         .fallback(error::no_route)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)

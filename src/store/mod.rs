@@ -23,7 +23,7 @@ const SQLITE_POOL: u32 = 4;
 /// SQL statements are not logged (SeaORM would log each at INFO).
 pub async fn connect(settings: &DatabaseSettings) -> Result<DatabaseConnection, DbErr> {
     let timeout = Duration::from_secs(settings.connect_timeout_secs);
-    let mut options = ConnectOptions::new(settings.url.clone());
+    let mut options = ConnectOptions::new(settings.url.expose());
     options
         .sqlx_logging(false)
         .connect_timeout(timeout)
@@ -53,7 +53,7 @@ pub struct SingleWriterError(String);
 pub fn single_writer_guard(
     settings: &DatabaseSettings,
 ) -> Result<Option<std::fs::File>, SingleWriterError> {
-    let Some(rest) = settings.url.strip_prefix("sqlite:") else {
+    let Some(rest) = settings.url.expose().strip_prefix("sqlite:") else {
         return Ok(None);
     };
     let path = rest.trim_start_matches("//");

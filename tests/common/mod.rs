@@ -49,8 +49,8 @@ pub fn amqp_url() -> String {
 /// every exchange and queue name prefixed with `prefix`, so that concurrent tests never see each other's messages.
 pub fn isolated_settings(prefix: &str, database_url: String) -> Settings {
     let mut settings = Settings::load(None).expect("default settings");
-    settings.database.url = database_url;
-    settings.amqp.url = amqp_url();
+    settings.database.url = database_url.into();
+    settings.amqp.url = amqp_url().into();
     settings.http.bind = "127.0.0.1:0".into();
     // A master, as on a Fuel master node, so releases registered without sources can be cast;
     // tests of the unconfigured master clear it.
@@ -366,7 +366,10 @@ impl Bridge {
     pub fn binary_env(&self) -> Vec<(String, String)> {
         let a = &self.settings.amqp;
         let mut vars = vec![
-            ("ASTUTE_BRIDGE__AMQP__URL".to_string(), a.url.clone()),
+            (
+                "ASTUTE_BRIDGE__AMQP__URL".to_string(),
+                a.url.expose().to_owned(),
+            ),
             ("RUST_LOG".to_string(), "warn".to_string()),
         ];
         for (key, value) in [

@@ -8,6 +8,24 @@ const state = { selected: null, clusters: [], releases: new Map(), shownFor: nul
 
 const $ = (id) => document.getElementById(id);
 
+// The API token, when the bridge asks for one: kept for this tab only (sessionStorage), sent as
+// a bearer token, never in a cookie (so no other site can make the browser use it).
+const TOKEN_KEY = "astute-bridge.token";
+const savedToken = () => sessionStorage.getItem(TOKEN_KEY);
+
+function showSignIn(message) {
+  $("sign-in").hidden = false;
+  $("sign-out").hidden = true;
+  $("sign-in-error").textContent = message || "";
+  for (const section of document.querySelectorAll("main > section")) section.hidden = true;
+}
+
+function signedIn() {
+  $("sign-in").hidden = true;
+  $("sign-out").hidden = savedToken() === null;
+  for (const section of document.querySelectorAll("main > section:not(#detail)")) section.hidden = false;
+}
+
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
   for (const [key, value] of Object.entries(attrs)) {
@@ -22,6 +40,8 @@ function el(tag, attrs = {}, ...children) {
 // One call of the API; a refusal becomes an Error carrying the API's own message and code.
 async function api(method, path, body) {
   const init = { method, headers: { accept: "application/json" } };
+  const token = savedToken();
+  if (token !== null) init.headers.authorization = `Bearer ${token}`;
   if (body !== undefined) {
     init.headers["content-type"] = "application/json";
     init.body = JSON.stringify(body);
@@ -29,6 +49,13 @@ async function api(method, path, body) {
   const response = await fetch(path, init);
   let data = null;
   try { data = await response.json(); } catch (_) { /* an empty body (204) */ }
+  if (response.status === 401) {
+    const error = data && data.error;
+    const message = token === null ? "" : `The token was refused: ${error ? error.message : "HTTP 401"}`;
+    sessionStorage.removeItem(TOKEN_KEY);
+    showSignIn(message);
+    throw new Error(error ? `${error.message} (${error.code})` : "HTTP 401");
+  }
   if (!response.ok) {
     const error = data && data.error;
     throw new Error(error ? `${error.message} (${error.code})` : `HTTP ${response.status}`);
@@ -241,8 +268,10 @@ async function refresh() {
     state.clusters = clusters;
     state.releases = new Map(releases.map((r) => [r.id, r]));
   } catch (err) {
-    return; // the readiness line says why
+    return; // the readiness line or the sign-in form says why
   }
+  if (!$("sign-in").hidden) signedIn();
+  $("sign-out").hidden = savedToken() === null;
   if (state.selected === null && state.clusters.length > 0) state.selected = state.clusters[0].id;
   renderEnvironments();
   await Promise.all([refreshDetail(), refreshNotifications()]);
@@ -291,7 +320,26 @@ async function rollback() {
   refresh();
 }
 
+function signIn(event) {
+  event.preventDefault();
+  const token = $("token").value.trim();
+  if (token === "") return;
+  sessionStorage.setItem(TOKEN_KEY, token);
+  $("token").value = "";
+  $("sign-in-error").textContent = "";
+  refresh();
+}
+
+function signOut() {
+  sessionStorage.removeItem(TOKEN_KEY);
+  state.clusters = [];
+  state.selected = null;
+  showSignIn("");
+}
+
 document.addEventListener("DOMContentLoaded", () => {
+  $("sign-in").addEventListener("submit", signIn);
+  $("sign-out").addEventListener("click", signOut);
   $("dry-run").addEventListener("click", () => update(true));
   $("update-form").addEventListener("submit", (event) => { event.preventDefault(); update(false); });
   $("rollback-form").addEventListener("submit", (event) => { event.preventDefault(); rollback(); });
