@@ -188,6 +188,30 @@ async fn tokens_and_roles_decide_who_may_read_and_change() {
         (StatusCode::OK, Some("Icehouse"))
     );
 
+    // The audit trail names the token's holder, not `anonymous`; a reader may read it.
+    let (status, _, trail) = call(
+        &http,
+        Method::GET,
+        &format!("{base}/api/audit/"),
+        Some(&reader),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{trail}");
+    let rows = trail.as_array().expect("audit rows");
+    let created: Vec<(&str, &str, &str)> = rows
+        .iter()
+        .filter(|row| row["method"] == "create_release")
+        .map(|row| {
+            (
+                row["actor"].as_str().unwrap_or_default(),
+                row["transport"].as_str().unwrap_or_default(),
+                row["outcome"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(created, [("ops", "http", "ok")], "{trail}");
+
     // Probes and the page stay open; /metrics asks for any valid token here.
     for path in ["/healthz", "/readyz", "/", "/assets/app.js"] {
         let response = http.get(format!("{base}{path}")).send().await.expect(path);
