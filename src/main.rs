@@ -57,6 +57,9 @@ enum Command {
         /// Only the rows naming this cluster.
         #[arg(long)]
         cluster: Option<i32>,
+        /// Only rows older than this id (the last id of the previous page).
+        #[arg(long)]
+        before: Option<i32>,
         /// Most rows shown (1 to 1000).
         #[arg(long, default_value_t = 100)]
         limit: u64,
@@ -193,9 +196,13 @@ async fn main() -> ExitCode {
             init_logging(settings.log.format, "warn", true);
             edge(parked_messages(settings, action).await)
         }
-        Command::Audit { cluster, limit } => {
+        Command::Audit {
+            cluster,
+            before,
+            limit,
+        } => {
             init_logging(settings.log.format, "warn", true);
-            edge(audit_trail(settings, cluster, limit).await)
+            edge(audit_trail(settings, cluster, before, limit).await)
         }
         Command::Request {
             method,
@@ -405,8 +412,13 @@ async fn dead_letters(settings: Settings, action: DlqAction) -> anyhow::Result<(
     Ok(())
 }
 
-async fn audit_trail(settings: Settings, cluster: Option<i32>, limit: u64) -> anyhow::Result<()> {
-    let rows = cli::audit::list(&settings, cluster, limit).await?;
+async fn audit_trail(
+    settings: Settings,
+    cluster: Option<i32>,
+    before: Option<i32>,
+    limit: u64,
+) -> anyhow::Result<()> {
+    let rows = cli::audit::list(&settings, cluster, before, limit).await?;
     println!("{}", serde_json::to_string_pretty(&rows)?);
     Ok(())
 }

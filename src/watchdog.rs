@@ -10,7 +10,7 @@ use sea_orm::{DatabaseConnection, DbErr};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::service::replies::{expire_if_silent, running_tasks, ReplyOutcome};
+use crate::service::replies::{expire_if_silent, silent_running_tasks, ReplyOutcome};
 use crate::service::Context;
 use crate::store::{self, outbox};
 
@@ -66,12 +66,7 @@ impl Watchdog {
             self.silence.as_secs()
         );
         let mut expired = 0;
-        let silent: Vec<String> = running_tasks(&self.db)
-            .await?
-            .into_iter()
-            .filter(|(_, updated_at)| *updated_at < cutoff)
-            .map(|(uuid, _)| uuid)
-            .collect();
+        let silent = silent_running_tasks(&self.db, cutoff).await?;
         if silent.is_empty() {
             return Ok(0);
         }

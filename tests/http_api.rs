@@ -216,7 +216,65 @@ async fn an_upgrade_driven_over_http(backend: Backend) {
         (status, added["status"].as_str()),
         (StatusCode::CREATED, Some("unread"))
     );
+
+    // Pages: newest first, one at a time, each older than the last id of the one before.
+    let (_, everything) = call(
+        &http,
+        Method::GET,
+        format!("{base}/api/notifications/?cluster_id={cluster_id}"),
+        None,
+    )
+    .await;
+    let all_ids: Vec<i64> = ids_of(&everything);
+    assert!(all_ids.len() >= 2, "{everything}");
+    let mut paged = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let (status, page) = call(
+            &http,
+            Method::GET,
+            format!("{base}/api/notifications/?cluster_id={cluster_id}&limit=1{cursor}"),
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        let page_ids = ids_of(&page);
+        assert!(page_ids.len() <= 1, "{page}");
+        let Some(last) = page_ids.last() else { break };
+        cursor = format!("&before_id={last}");
+        paged.extend(page_ids);
+    }
+    assert_eq!(
+        paged, all_ids,
+        "the pages hold every notification once, in order"
+    );
+    let (_, clusters_page) = call(
+        &http,
+        Method::GET,
+        format!("{base}/api/clusters/?after_id={}&limit=5", cluster_id - 1),
+        None,
+    )
+    .await;
+    assert_eq!(
+        ids_of(&clusters_page).first(),
+        Some(&cluster_id),
+        "{clusters_page}"
+    );
+    let (_, past_the_end) = call(
+        &http,
+        Method::GET,
+        format!("{base}/api/clusters/?after_id={cluster_id}"),
+        None,
+    )
+    .await;
+    assert_eq!(ids_of(&past_the_end), Vec::<i64>::new());
     bridge.stop().await;
+}
+
+fn ids_of(page: &Value) -> Vec<i64> {
+    page.as_array()
+        .map(|rows| rows.iter().filter_map(|r| r["id"].as_i64()).collect())
+        .unwrap_or_default()
 }
 
 async fn http_errors_carry_the_contract_codes(backend: Backend) {
@@ -331,6 +389,27 @@ async fn http_errors_carry_the_contract_codes(backend: Backend) {
         (
             Method::GET,
             format!("{base}/api/notifications/?cluster_id=one"),
+            None,
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            Method::GET,
+            format!("{base}/api/notifications/?limit=0"),
+            None,
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            Method::GET,
+            format!("{base}/api/clusters/?limit=1001"),
+            None,
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            Method::GET,
+            format!("{base}/api/audit/?before_id=x"),
             None,
             StatusCode::BAD_REQUEST,
             "invalid_request",

@@ -12,6 +12,7 @@ mod m20261125_000006_create_outbox;
 mod m20261125_000007_create_processed_requests;
 mod m20261205_000008_outbox_parking;
 mod m20261205_000009_create_audit;
+mod m20261206_000010_indexes_for_scale;
 
 /// All migrations of astute-bridge, oldest first.
 pub struct Migrator;
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000007_create_processed_requests::Migration),
             Box::new(m20261205_000008_outbox_parking::Migration),
             Box::new(m20261205_000009_create_audit::Migration),
+            Box::new(m20261206_000010_indexes_for_scale::Migration),
         ]
     }
 }

@@ -93,6 +93,12 @@ pub struct NotificationsArgs {
     /// Only the unread ones.
     #[arg(long)]
     unread: bool,
+    /// Only those older than this id (the last id of the previous page).
+    #[arg(long)]
+    before: Option<i64>,
+    /// At most this many (1 to 1000).
+    #[arg(long)]
+    limit: Option<u64>,
     /// Mark these notifications read (and list nothing).
     #[arg(long, num_args = 1..)]
     mark_read: Vec<i64>,
@@ -360,6 +366,12 @@ pub async fn notifications(
     }
     if args.unread {
         filter["status"] = json!("unread");
+    }
+    if let Some(before) = args.before {
+        filter["before_id"] = json!(before);
+    }
+    if let Some(limit) = args.limit {
+        filter["limit"] = json!(limit);
     }
     let listed = client.call("list_notifications", filter).await?;
     out.print(&listed, notifications_table);

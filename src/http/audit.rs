@@ -17,6 +17,7 @@ use crate::service::{audit, ServiceError, ServiceResult};
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
     cluster_id: Option<i32>,
+    before_id: Option<i32>,
     limit: Option<u64>,
 }
 
@@ -38,6 +39,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Actor {
 /// `GET /api/audit/`: the newest rows first, of one cluster or all.
 #[utoipa::path(get, path = "/api/audit/", tag = "audit",
     params(("cluster_id" = Option<i32>, Query, description = "Only this cluster's"),
+        ("before_id" = Option<i32>, Query, description = "Only rows older than this id (the last of the previous page)"),
         ("limit" = Option<u64>, Query, description = "At most this many rows (default 100, at most 1000)")),
     responses((status = 200, description = "Audit rows, newest first", body = Object),
         (status = 400, description = "Invalid query", body = ErrorBody)))]
@@ -47,7 +49,7 @@ pub async fn list(
 ) -> Result<Json<Value>, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::invalid(format!("invalid query: {e}")))?;
     Ok(Json(
-        audit::list(&state.db, query.cluster_id, query.limit).await?,
+        audit::list(&state.db, query.cluster_id, query.before_id, query.limit).await?,
     ))
 }
 

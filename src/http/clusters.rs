@@ -13,13 +13,20 @@ use super::audit::Actor;
 use super::{parse_body, parse_id, ApiError, ApiState, ErrorBody};
 use crate::core::audit::Targets;
 use crate::core::refusal::ErrorCode;
-use crate::service::clusters::{self, ClusterRef, NewNode, NewNodes};
+use crate::service::clusters::{self, ClusterPage, ClusterRef, NewNode, NewNodes};
 use crate::service::{patching, tasks, ServiceError};
 
 #[utoipa::path(get, path = "/api/clusters/", tag = "clusters",
-    responses((status = 200, description = "Clusters", body = Object)))]
-pub async fn list(State(state): State<ApiState>) -> Result<Json<Value>, ApiError> {
-    Ok(Json(clusters::list_clusters(&state.db).await?))
+    params(("after_id" = Option<i32>, Query, description = "Only clusters after this id (the last of the previous page)"),
+        ("limit" = Option<u64>, Query, description = "At most this many (1 to 1000, default 1000)")),
+    responses((status = 200, description = "Clusters, in id order", body = Object),
+        (status = 400, description = "Invalid query", body = ErrorBody)))]
+pub async fn list(
+    State(state): State<ApiState>,
+    query: Result<Query<ClusterPage>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(page) = query.map_err(|e| ApiError::invalid(format!("invalid query: {e}")))?;
+    Ok(Json(clusters::list_clusters(&state.db, page).await?))
 }
 
 #[utoipa::path(get, path = "/api/clusters/{id}/", tag = "clusters", params(("id" = i32, Path, description = "Cluster id")),

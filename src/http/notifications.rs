@@ -13,7 +13,9 @@ use crate::service::notifications::{self, NotificationFilter};
 
 #[utoipa::path(get, path = "/api/notifications/", tag = "notifications",
     params(("cluster_id" = Option<i32>, Query, description = "Only this cluster's"),
-        ("status" = Option<String>, Query, description = "read or unread")),
+        ("status" = Option<String>, Query, description = "read or unread"),
+        ("before_id" = Option<i32>, Query, description = "Only notifications older than this id (the last of the previous page)"),
+        ("limit" = Option<u64>, Query, description = "At most this many (1 to 1000, default 1000)")),
     responses((status = 200, description = "Notifications, newest first", body = Object),
         (status = 400, description = "Invalid filter", body = ErrorBody)))]
 pub async fn list(

@@ -8,13 +8,11 @@ use sea_orm::{
 };
 use serde_json::Value;
 
+use super::page::page_limit;
 use super::{to_json, ServiceResult};
 use crate::core::audit::{Targets, Transport};
 use crate::core::refusal::Refusal;
 use crate::store::entity::audit;
-
-/// Most rows one listing returns.
-pub const MAX_LIMIT: u64 = 1000;
 
 /// Rows a listing returns when no limit is given.
 pub const DEFAULT_LIMIT: u64 = 100;
@@ -56,22 +54,21 @@ pub async fn record<C: ConnectionTrait>(db: &C, entry: Entry<'_>) -> Result<(), 
     Ok(())
 }
 
-/// The newest `limit` rows (at most `MAX_LIMIT`), of one cluster or all.
+/// The newest `limit` rows (default 100, at most 1000) older than `before_id`, of one cluster
+/// or all.
 pub async fn list<C: ConnectionTrait>(
     db: &C,
     cluster_id: Option<i32>,
+    before_id: Option<i32>,
     limit: Option<u64>,
 ) -> ServiceResult<Value> {
-    let limit = limit.unwrap_or(DEFAULT_LIMIT);
-    if limit == 0 || limit > MAX_LIMIT {
-        return Err(Refusal::invalid_request(format!(
-            "limit must be between 1 and {MAX_LIMIT}, not {limit}"
-        ))
-        .into());
-    }
+    let limit = page_limit(limit, DEFAULT_LIMIT)?;
     let mut query = audit::Entity::find();
     if let Some(cluster_id) = cluster_id {
         query = query.filter(audit::Column::ClusterId.eq(cluster_id));
+    }
+    if let Some(before_id) = before_id {
+        query = query.filter(audit::Column::Id.lt(before_id));
     }
     let rows = query
         .order_by_desc(audit::Column::Id)

@@ -9,6 +9,7 @@ use sea_orm::{
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
+use super::page::page_limit;
 use super::{check_text, inserted_or, releases, to_json, ServiceResult};
 use crate::core::enums::{ClusterMode, ClusterStatus, NodeStatus, TaskStatus};
 use crate::core::refusal::Refusal;
@@ -220,10 +221,31 @@ pub async fn get_cluster<C: ConnectionTrait>(db: &C, args: ClusterRef) -> Servic
     Ok(value)
 }
 
-pub async fn list_clusters<C: ConnectionTrait>(db: &C) -> ServiceResult<Value> {
-    let all = cluster::Entity::find()
+/// `list_clusters` args: a page of clusters in id order.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterPage {
+    /// Only those after this one: the last id of the previous page.
+    #[serde(default)]
+    pub after_id: Option<i32>,
+    /// At most this many (1 to 1000, default 1000).
+    #[serde(default)]
+    pub limit: Option<u64>,
+}
+
+/// Clusters a page holds when no limit is given.
+pub const DEFAULT_PAGE: u64 = 1000;
+
+pub async fn list_clusters<C: ConnectionTrait>(db: &C, page: ClusterPage) -> ServiceResult<Value> {
+    let limit = page_limit(page.limit, DEFAULT_PAGE)?;
+    let mut query = cluster::Entity::find();
+    if let Some(after_id) = page.after_id {
+        query = query.filter(cluster::Column::Id.gt(after_id));
+    }
+    let rows = query
         .order_by_asc(cluster::Column::Id)
+        .limit(limit)
         .all(db)
         .await?;
-    Ok(to_json(&all))
+    Ok(to_json(&rows))
 }

@@ -58,10 +58,7 @@ pub async fn dispatch<C: ConnectionTrait>(
         "rollback_cluster" => patching::rollback_cluster(db, ctx, parse_args(args)?).await,
         "add_notification" => notifications::add_notification(db, ctx, parse_args(args)?).await,
         "list_notifications" => notifications::list_notifications(db, parse_args(args)?).await,
-        "list_clusters" => {
-            no_args(args)?;
-            clusters::list_clusters(db).await
-        }
+        "list_clusters" => clusters::list_clusters(db, parse_args(args)?).await,
         "get_task" => {
             let TaskRef { task_uuid } = parse_args(args)?;
             tasks::get_task(db, &task_uuid).await

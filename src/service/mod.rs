@@ -6,6 +6,7 @@ pub mod audit;
 pub mod clusters;
 pub mod dispatch;
 pub mod notifications;
+pub mod page;
 pub mod patching;
 pub mod releases;
 pub mod replies;

@@ -8,6 +8,7 @@ use sea_orm::{
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::page::page_limit;
 use super::{check_text, to_json, Context, ServiceResult};
 use crate::core::enums::{NotificationStatus, NotificationTopic};
 use crate::core::refusal::Refusal;
@@ -17,8 +18,8 @@ use crate::wire::notification_envelope::{self, NotificationPayload};
 
 /// Longest notification message.
 const MAX_MESSAGE: usize = 65_536;
-/// Most notifications one list returns (the newest).
-pub const LIST_LIMIT: u64 = 1000;
+/// Notifications a page holds when no limit is given.
+pub const DEFAULT_PAGE: u64 = 1000;
 
 /// `add_notification` args.
 #[derive(Debug, Clone, Deserialize)]
@@ -42,6 +43,12 @@ pub struct NotificationFilter {
     pub cluster_id: Option<i32>,
     #[serde(default)]
     pub status: Option<NotificationStatus>,
+    /// Only those older than this one: the last id of the previous page.
+    #[serde(default)]
+    pub before_id: Option<i32>,
+    /// At most this many (1 to 1000, default 1000).
+    #[serde(default)]
+    pub limit: Option<u64>,
 }
 
 /// Stores a notification and queues its envelope; both commit with the caller's transaction.
@@ -177,7 +184,11 @@ pub async fn list_notifications<C: ConnectionTrait>(
     db: &C,
     filter: NotificationFilter,
 ) -> ServiceResult<Value> {
+    let limit = page_limit(filter.limit, DEFAULT_PAGE)?;
     let mut query = notification::Entity::find();
+    if let Some(before_id) = filter.before_id {
+        query = query.filter(notification::Column::Id.lt(before_id));
+    }
     if let Some(cluster_id) = filter.cluster_id {
         query = query.filter(notification::Column::ClusterId.eq(cluster_id));
     }
@@ -186,7 +197,7 @@ pub async fn list_notifications<C: ConnectionTrait>(
     }
     let rows = query
         .order_by_desc(notification::Column::Id)
-        .limit(LIST_LIMIT)
+        .limit(limit)
         .all(db)
         .await?;
     Ok(to_json(&rows))

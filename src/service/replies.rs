@@ -105,15 +105,17 @@ pub async fn casts_delivered<C: ConnectionTrait>(
     Ok(())
 }
 
-/// The uuids and last changes of every running task (few: at most one per cluster).
-pub async fn running_tasks<C: ConnectionTrait>(
+/// The uuids of running tasks last heard of before `cutoff` (through the index on status and
+/// `updated_at`, however many tasks have ended).
+pub async fn silent_running_tasks<C: ConnectionTrait>(
     db: &C,
-) -> Result<Vec<(String, chrono::DateTime<Utc>)>, DbErr> {
+    cutoff: chrono::DateTime<Utc>,
+) -> Result<Vec<String>, DbErr> {
     task::Entity::find()
         .select_only()
         .column(task::Column::Uuid)
-        .column(task::Column::UpdatedAt)
         .filter(task::Column::Status.eq(TaskStatus::Running.as_str()))
+        .filter(task::Column::UpdatedAt.lt(cutoff))
         .into_tuple()
         .all(db)
         .await

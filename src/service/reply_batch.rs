@@ -236,13 +236,19 @@ async fn load_nodes<C: ConnectionTrait>(
     if full.is_empty() && partial.is_empty() {
         return Ok(clusters);
     }
-    let wanted = Condition::any()
-        .add(node::Column::ClusterId.is_in(full.iter().copied()))
-        .add(
+    // Only the sides that name something: an empty `IN ()` is written `1 = 2`, which a
+    // generic plan cannot fold away.
+    let mut wanted = Condition::any();
+    if !full.is_empty() {
+        wanted = wanted.add(node::Column::ClusterId.is_in(full.iter().copied()));
+    }
+    if !partial.is_empty() {
+        wanted = wanted.add(
             Condition::all()
                 .add(node::Column::ClusterId.is_in(partial.iter().copied()))
                 .add(node::Column::Id.is_in(listed.iter().copied())),
         );
+    }
     let nodes = node::Entity::find()
         .filter(wanted)
         .order_by_asc(node::Column::Id)

@@ -6,6 +6,7 @@
 
 pub mod broker_user;
 pub mod proxy;
+pub mod seed;
 
 use std::time::{Duration, Instant};
 
@@ -780,7 +781,7 @@ pub fn dead_letter_reason(message: &lapin::message::BasicGetMessage) -> Option<S
     astute_bridge::amqp::dead_letters::reason(message)
 }
 
-fn with_database(admin_url: &str, name: &str) -> String {
+pub fn with_database(admin_url: &str, name: &str) -> String {
     let (base, query) = admin_url
         .split_once('?')
         .map_or((admin_url, None), |(b, q)| (b, Some(q)));
