@@ -8,6 +8,14 @@
 //! `BENCH_LATENCY_REPLIES` (2000) and `BENCH_LATENCY_RATE` (500 per second) shape the latency
 //! phase; `BENCH_REPLY_WORKERS` and `BENCH_PREFETCH` override the bridge's settings for an
 //! experiment. `BENCH_SHORT=1` runs a small load (for CI): it checks the end state, not the speed.
+//! `BENCH_HISTORY=1` runs each backend twice, on an empty database and on one seeded with a long
+//! history (10,000 environments each with a running task and 3 nodes, 100,000 ended tasks,
+//! 1,000,000 notifications, 100,000 audit rows, 100,000 idempotency keys; a small history with
+//! `BENCH_SHORT=1`), and prints both runs' figures and their ratios.
+//!
+//! Requests (both runs). After the drain, 400 requests one after another, each timed from
+//! publish to answer: `get_cluster`, a cluster's newest notifications, the newest unread ones,
+//! and a page of clusters, in turn.
 //!
 //! Throughput (backlog drain). Set-up, not timed: releases, clusters, one running upgrade per
 //! cluster; the bridge is then stopped and every reply is queued on `nailgun`. Timed: a bridge
@@ -33,6 +41,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use astute_bridge::app::Application;
+use common::seed::{seed, History};
 use common::{Backend, Bridge};
 use lapin::options::BasicPublishOptions;
 use lapin::BasicProperties;
@@ -83,7 +92,41 @@ struct Measured {
     replies: usize,
     seconds: f64,
     latencies: Vec<Duration>,
+    requests: Vec<Duration>,
     bodies: Vec<Vec<u8>>,
+}
+
+impl Measured {
+    fn rate(&self) -> f64 {
+        self.replies as f64 / self.seconds
+    }
+}
+
+/// The history `BENCH_HISTORY=1` seeds.
+fn history_from_env() -> Option<History> {
+    if !std::env::var("BENCH_HISTORY").is_ok_and(|v| v == "1") {
+        return None;
+    }
+    let short = std::env::var("BENCH_SHORT").is_ok_and(|v| v == "1");
+    Some(if short {
+        History {
+            clusters: 50,
+            nodes_per_cluster: 3,
+            ended_tasks: 500,
+            notifications: 5_000,
+            audit_rows: 500,
+            processed_requests: 500,
+        }
+    } else {
+        History {
+            clusters: 10_000,
+            nodes_per_cluster: 3,
+            ended_tasks: 100_000,
+            notifications: 1_000_000,
+            audit_rows: 100_000,
+            processed_requests: 100_000,
+        }
+    })
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -97,36 +140,61 @@ async fn main() {
         load.steps,
         load.replies()
     );
+    let history = history_from_env();
     for name in backends.split(',') {
         let backend = match name.trim() {
             "postgres" => Backend::Postgres,
             "sqlite" => Backend::Sqlite,
             other => panic!("unknown backend '{other}'"),
         };
-        let measured = run(backend, load).await;
-        let rate = measured.replies as f64 / measured.seconds;
-        println!(
-            "reply_path {name}: {} replies for {} tasks in {:.2} s = {rate:.0} replies/s",
-            measured.replies, load.tasks, measured.seconds
-        );
-        let (p50, p99) = percentiles(measured.latencies);
-        println!(
-            "reply_path {name} latency (published -> committed, {} replies at {}/s): p50 {:.1} ms, p99 {:.1} ms",
-            load.latency_replies,
-            load.latency_rate,
-            p50.as_secs_f64() * 1e3,
-            p99.as_secs_f64() * 1e3
-        );
+        let measured = run(backend, load, None).await;
+        report(name, "", load, &measured);
         if backend == Backend::Postgres {
             let lean_seconds = lean_loop(&measured.bodies).await;
             let lean_rate = measured.bodies.len() as f64 / lean_seconds;
             println!(
                 "lean_loop postgres: {} messages in {lean_seconds:.2} s = {lean_rate:.0} messages/s; reply_path / lean_loop = {:.2}",
                 measured.bodies.len(),
-                rate / lean_rate
+                measured.rate() / lean_rate
+            );
+        }
+        if let Some(history) = history {
+            let seeded = run(backend, load, Some(history)).await;
+            report(name, " seeded", load, &seeded);
+            let (p50, _) = percentiles(measured.requests.clone());
+            let (seeded_p50, _) = percentiles(seeded.requests.clone());
+            println!(
+                "reply_path {name} seeded / empty: replies/s {:.2}, request p50 {:.2}",
+                seeded.rate() / measured.rate(),
+                seeded_p50.as_secs_f64() / p50.as_secs_f64()
             );
         }
     }
+}
+
+fn report(name: &str, label: &str, load: Load, measured: &Measured) {
+    println!(
+        "reply_path {name}{label}: {} replies for {} tasks in {:.2} s = {:.0} replies/s",
+        measured.replies,
+        load.tasks,
+        measured.seconds,
+        measured.rate()
+    );
+    let (p50, p99) = percentiles(measured.latencies.clone());
+    println!(
+        "reply_path {name}{label} latency (published -> committed, {} replies at {}/s): p50 {:.1} ms, p99 {:.1} ms",
+        load.latency_replies,
+        load.latency_rate,
+        p50.as_secs_f64() * 1e3,
+        p99.as_secs_f64() * 1e3
+    );
+    let (p50, p99) = percentiles(measured.requests.clone());
+    println!(
+        "reply_path {name}{label} requests ({} sent one after another, publish -> answer): p50 {:.1} ms, p99 {:.1} ms",
+        measured.requests.len(),
+        p50.as_secs_f64() * 1e3,
+        p99.as_secs_f64() * 1e3
+    );
 }
 
 fn percentiles(mut values: Vec<Duration>) -> (Duration, Duration) {
@@ -255,8 +323,16 @@ fn id_list(ids: impl Iterator<Item = i64>) -> String {
     ids.map(|id| id.to_string()).collect::<Vec<_>>().join(",")
 }
 
-async fn run(backend: Backend, load: Load) -> Measured {
+async fn run(backend: Backend, load: Load, history: Option<History>) -> Measured {
     let mut bridge = Bridge::start(backend).await;
+    if let Some(history) = history {
+        let started = Instant::now();
+        seed(&bridge.db, history).await;
+        println!(
+            "seeded {history:?} in {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+    }
     let from = bridge
         .ok(
             "create_release",
@@ -312,6 +388,7 @@ async fn run(backend: Backend, load: Load) -> Measured {
     check_end_state(&bridge, load, &clusters).await;
 
     let latencies = paced_latency(&bridge, load, &paced).await;
+    let requests = request_latency(&mut bridge, tasks[0].1).await;
 
     stop.cancel();
     running
@@ -329,8 +406,33 @@ async fn run(backend: Backend, load: Load) -> Measured {
         replies: bodies.len(),
         seconds,
         latencies,
+        requests,
         bodies,
     }
+}
+
+/// Requests one after another, each timed from publish to answer.
+async fn request_latency(bridge: &mut Bridge, cluster: i64) -> Vec<Duration> {
+    let requests = [
+        ("get_cluster", json!({"cluster_id": cluster})),
+        (
+            "list_notifications",
+            json!({"cluster_id": cluster, "limit": 20}),
+        ),
+        (
+            "list_notifications",
+            json!({"status": "unread", "limit": 100}),
+        ),
+        ("list_clusters", json!({"after_id": cluster, "limit": 100})),
+    ];
+    let mut latencies = Vec::with_capacity(400);
+    for i in 0..400 {
+        let (method, args) = &requests[i % requests.len()];
+        let started = Instant::now();
+        bridge.ok(method, args.clone()).await;
+        latencies.push(started.elapsed());
+    }
+    latencies
 }
 
 /// Every task and node ended `ready` at 100 %, each task with one `done` notification, and
