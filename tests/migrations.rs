@@ -102,6 +102,14 @@ async fn migrations_on_postgres() {
     let outcome = tokio::spawn(async move {
         let db = connect(&url).await.expect("connect to the fresh database");
         exercise(&db).await;
+        // This server has lz4 (Debian's PostgreSQL 15): the casts' columns use it.
+        assert_eq!(
+            compression(&db).await,
+            [
+                ("outbox.body".to_owned(), "l".to_owned()),
+                ("tasks.cache".to_owned(), "l".to_owned())
+            ]
+        );
         db.close().await.expect("close PostgreSQL");
     })
     .await;
@@ -117,6 +125,26 @@ async fn migrations_on_postgres() {
         Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
         Err(e) => panic!("the PostgreSQL test task failed: {e}"),
     }
+}
+
+/// `attcompression` of the columns that hold casts (`l`: lz4, `p` or empty: pglz).
+async fn compression(db: &DatabaseConnection) -> Vec<(String, String)> {
+    db.query_all_raw(Statement::from_string(
+        DbBackend::Postgres,
+        "SELECT attrelid::regclass::text || '.' || attname AS col, attcompression::text AS method \
+         FROM pg_attribute WHERE (attrelid = 'tasks'::regclass AND attname = 'cache') \
+         OR (attrelid = 'outbox'::regclass AND attname = 'body') ORDER BY 1",
+    ))
+    .await
+    .expect("pg_attribute")
+    .iter()
+    .map(|row| {
+        (
+            row.try_get::<String>("", "col").expect("col"),
+            row.try_get::<String>("", "method").expect("method"),
+        )
+    })
+    .collect()
 }
 
 async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {

@@ -13,6 +13,7 @@ mod m20261125_000007_create_processed_requests;
 mod m20261205_000008_outbox_parking;
 mod m20261205_000009_create_audit;
 mod m20261206_000010_indexes_for_scale;
+mod m20261206_000011_lz4_casts;
 
 /// All migrations of astute-bridge, oldest first.
 pub struct Migrator;
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000008_outbox_parking::Migration),
             Box::new(m20261205_000009_create_audit::Migration),
             Box::new(m20261206_000010_indexes_for_scale::Migration),
+            Box::new(m20261206_000011_lz4_casts::Migration),
         ]
     }
 }
