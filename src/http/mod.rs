@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::Router;
 use sea_orm::{DatabaseConnection, DatabaseTransaction};
 use serde_json::Value;
 use tokio::sync::Notify;
@@ -95,9 +95,8 @@ fn api_routes() -> OpenApiRouter<ApiState> {
 /// The API of one session, with `/api/openapi.json`.
 pub fn router(state: ApiState) -> Router {
     let (routes, _) = api_routes().split_for_parts();
-    let document = Json(openapi());
     routes
-        .route(openapi::PATH, get(move || async move { document }))
+        .route(openapi::PATH, get(openapi::serve))
         .fallback(error::no_route)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)

@@ -1,11 +1,18 @@
 //! `/api/openapi.json`: the OpenAPI document, generated from the routes as they are declared
 //! (`api_routes` and the front's), so it cannot drift from what the bridge serves.
 
+use std::sync::OnceLock;
+
+use axum::body::Bytes;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::openapi::OpenApi as Document;
 use utoipa::{Modify, OpenApi};
 
+use super::error::error_response;
 use super::{api_routes, front};
+use crate::core::refusal::ErrorCode;
 
 /// Where the document is served.
 pub const PATH: &str = "/api/openapi.json";
@@ -31,6 +38,27 @@ impl Modify for BearerTokens {
             "bearer",
             SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
         );
+    }
+}
+
+/// `GET /api/openapi.json`: the document, written once on the first call and shared by every
+/// session after it (nothing of it is held until someone asks).
+pub async fn serve() -> Response {
+    static DOCUMENT: OnceLock<Option<Bytes>> = OnceLock::new();
+    let written = DOCUMENT.get_or_init(|| match serde_json::to_vec(&openapi()) {
+        Ok(json) => Some(Bytes::from(json)),
+        Err(err) => {
+            tracing::error!(error = %err, "the OpenAPI document could not be written");
+            None
+        }
+    });
+    match written {
+        Some(body) => ([(header::CONTENT_TYPE, "application/json")], body.clone()).into_response(),
+        None => error_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::Internal,
+            "the OpenAPI document could not be written; see the log",
+        ),
     }
 }
 
