@@ -173,7 +173,24 @@ pub async fn env(
 ) -> Result<Done, CliError> {
     match command {
         EnvCommand::List => {
-            let clusters = client.call("list_clusters", json!({})).await?;
+            // Every environment, a page at a time (the bridge answers at most 1000 a call).
+            let mut all = Vec::new();
+            let mut after: Option<Value> = None;
+            loop {
+                let mut args = json!({"limit": 1000});
+                if let Some(id) = after.take() {
+                    args["after_id"] = id;
+                }
+                let page = client.call("list_clusters", args).await?;
+                let page = page.as_array().cloned().unwrap_or_default();
+                let full = page.len() == 1000;
+                after = page.last().map(|c| c["id"].clone());
+                all.extend(page);
+                if !full {
+                    break;
+                }
+            }
+            let clusters = Value::Array(all);
             out.print(&clusters, |all| {
                 let rows = rows(all, |c| {
                     vec![
