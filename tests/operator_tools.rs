@@ -235,6 +235,15 @@ async fn client_commands_answer_with_tables_json_and_reliable_exit_codes() {
     let releases: Value = serde_json::from_slice(&listed.stdout).expect("--json prints JSON");
     assert_eq!(releases.as_array().map(Vec::len), Some(5));
 
+    let envs = run(&bridge, &["env", "list", "--json"], &[]).await;
+    assert_eq!(code(&envs), 0, "{}", text(&envs.stderr));
+    let envs: Value = serde_json::from_slice(&envs.stdout).expect("--json prints JSON");
+    let ids: Vec<i64> = envs
+        .as_array()
+        .map(|all| all.iter().filter_map(|c| c["id"].as_i64()).collect())
+        .unwrap_or_default();
+    assert_eq!(ids, [cluster], "{envs}");
+
     let table = run(&bridge, &["env", "show", "--env", &id], &[]).await;
     assert_eq!(code(&table), 0);
     let shown = text(&table.stdout);
