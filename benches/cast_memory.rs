@@ -12,8 +12,11 @@
 //! from its own resting RSS (the peak is reset by writing `5` to `/proc/self/clear_refs`):
 //! - `build`: the cast built and serialized by the core alone, from in-memory facts;
 //! - `dry run`: `check_update` on the database, its answer serialized as a request's answer;
-//! - `update`: `update_cluster` in a write transaction (cast written once into the task's cache,
-//!   copied by the database into the outbox), committed.
+//! - `update`: `update_cluster` in a write transaction (the cast's size counted, its plan queued
+//!   in the outbox), committed;
+//! - `relay`: what the outbox relay does with that row apart from publishing it: the row read, the
+//!   cast rendered from its plan, stored in the task's `cache` and the row deleted in a write
+//!   transaction, committed. (Publishing adds lapin's frames of the cast; not counted here.)
 //!
 //! The limit (`amqp.max_message_bytes`) is raised to 1 GiB so that the large casts go through.
 
@@ -23,7 +26,7 @@ use std::time::Instant;
 
 use astute_bridge::config::Settings;
 use astute_bridge::core::deploy_message::{
-    deploy_message, ClusterFacts, DeployPlan, NodeFacts, ReleaseFacts,
+    deploy_message, deploy_message_from_stored, ClusterFacts, DeployPlan, NodeFacts, ReleaseFacts,
 };
 use astute_bridge::core::enums::{ClusterMode, OperatingSystem};
 use astute_bridge::service::dispatch::dispatch;
@@ -49,7 +52,7 @@ fn main() {
     }
     let sizes = std::env::var("BENCH_NODES").unwrap_or_else(|_| "10,100,500,1000".into());
     println!(
-        "{:>6} {:>8} {:>14} {:>9} {:>12} {:>9} {:>12} {:>9} {:>12} {:>9}",
+        "{:>6} {:>8} {:>14} {:>9} {:>12} {:>9} {:>12} {:>9} {:>12} {:>9} {:>12} {:>9}",
         "nodes",
         "entries",
         "cast bytes",
@@ -59,6 +62,8 @@ fn main() {
         "dry-run peak",
         "× cast",
         "update peak",
+        "× cast",
+        "relay peak",
         "× cast"
     );
     let me = std::env::current_exe().expect("this program");
@@ -259,6 +264,25 @@ async fn child(nodes: usize) {
     let update_peak = peak_above(base);
     assert_eq!(task["status"], "running");
 
+    // The relay's part, publishing aside.
+    let base = rest();
+    let rows = store::outbox::oldest(&db, 1, false).await.expect("outbox");
+    let row = rows.into_iter().next().expect("the queued cast");
+    let cast = deploy_message_from_stored(&row.body, settings.amqp.max_message_bytes)
+        .expect("the cast rendered from its plan");
+    assert_eq!(cast.len() as u64, size);
+    let txn = store::begin_write(&db).await.expect("transaction");
+    let uuid = task["uuid"].as_str().expect("uuid");
+    store::task_cache::store(&txn, uuid, cast)
+        .await
+        .expect("cache");
+    store::outbox::remove(&txn, &[row.id])
+        .await
+        .expect("remove");
+    txn.commit().await.expect("commit");
+    drop(row);
+    let relay_peak = peak_above(base);
+
     db.close().await.ok();
     if let Some(admin) = &postgres {
         let db = sea_orm::Database::connect(admin.as_str())
@@ -272,7 +296,7 @@ async fn child(nodes: usize) {
 
     let ratio = |peak: u64| format!("{:.2}", peak as f64 / size as f64);
     println!(
-        "{:>6} {:>8} {:>14} {:>9.1} {:>12} {:>9} {:>12} {:>9} {:>12} {:>9}",
+        "{:>6} {:>8} {:>14} {:>9.1} {:>12} {:>9} {:>12} {:>9} {:>12} {:>9} {:>12} {:>9}",
         nodes,
         entries,
         size,
@@ -282,6 +306,8 @@ async fn child(nodes: usize) {
         mib(dry_peak),
         ratio(dry_peak),
         mib(update_peak),
-        ratio(update_peak)
+        ratio(update_peak),
+        mib(relay_peak),
+        ratio(relay_peak)
     );
 }

@@ -29,10 +29,10 @@
 //!
 //! Where the bridge's time goes, from its own log events (a tracing layer in this process, keyed
 //! by the request's `message_id`): the request's span opening (the request is read), the event
-//! "task started; deploy cast queued" (cast built, stored in the task and copied into the outbox,
+//! "task started; deploy cast queued" (the cast's size counted and its plan queued in the outbox,
 //! inside the transaction), the span closing (the rest of the transaction committed, the request
-//! acked); then the answer's arrival on the reply queue (the relay publishes the cast, then the
-//! answer, on one channel) and the cast's arrival at the consumer.
+//! acked); then the answer's arrival on the reply queue (the relay renders the cast from its plan
+//! and publishes it, then the answer, on one channel) and the cast's arrival at the consumer.
 //!
 //! Every sample checks the end state: the answer is `ok` with a running `upgrade` task, the cast
 //! is a persistent JSON `deploy` message for that task with one entry per node and role (the
@@ -64,7 +64,7 @@ use tracing_subscriber::Layer;
 
 /// How long one awaited message may take before the bench fails.
 const PATIENCE: Duration = Duration::from_secs(120);
-/// The event the bridge logs once the cast is built and queued, inside the transaction.
+/// The event the bridge logs once the cast's plan is queued, inside the transaction.
 const CAST_QUEUED: &str = "task started; deploy cast queued";
 
 fn main() {

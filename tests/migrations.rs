@@ -182,6 +182,27 @@ async fn exercise(db: &DatabaseConnection) {
     assert_schema_present(db).await;
     round_trip_every_table(db).await;
 
+    // A cast waiting as its plan would go out as a plan without `body_format`: going down is
+    // refused until it has been published, and nothing is rolled back.
+    db.execute_unprepared(
+        "INSERT INTO outbox (exchange, routing_key, body, properties, mandatory, attempts, \
+         created_at, failures, body_format) \
+         VALUES ('naily', 'naily', '{}', '{}', true, 0, CURRENT_TIMESTAMP, 0, 'deploy_plan')",
+    )
+    .await
+    .expect("a waiting plan");
+    let refused = Migrator::down(db, Some(1)).await.expect_err("down refused");
+    assert!(
+        refused
+            .to_string()
+            .contains("1 deploy cast(s) still wait in the outbox"),
+        "{refused}"
+    );
+    assert_eq!(Migrator::get_pending_migrations(db).await.unwrap().len(), 0);
+    db.execute_unprepared("DELETE FROM outbox")
+        .await
+        .expect("publish it");
+
     Migrator::down(db, None).await.expect("migrate down");
     assert_eq!(
         Migrator::get_applied_migrations(db).await.unwrap().len(),
@@ -475,6 +496,7 @@ async fn round_trip_every_table(db: &DatabaseConnection) {
             last_error: Some("NOT_FOUND - no exchange 'naily'".into()),
             next_attempt_at: Some(at(9)),
             parked_at: None,
+            body_format: Some(outbox::DEPLOY_PLAN.into()),
         }
     );
 

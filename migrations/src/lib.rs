@@ -14,6 +14,7 @@ mod m20261205_000008_outbox_parking;
 mod m20261205_000009_create_audit;
 mod m20261206_000010_indexes_for_scale;
 mod m20261206_000011_lz4_casts;
+mod m20261206_000012_outbox_deploy_plans;
 
 /// All migrations of astute-bridge, oldest first.
 pub struct Migrator;
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000009_create_audit::Migration),
             Box::new(m20261206_000010_indexes_for_scale::Migration),
             Box::new(m20261206_000011_lz4_casts::Migration),
+            Box::new(m20261206_000012_outbox_deploy_plans::Migration),
         ]
     }
 }

@@ -5,12 +5,16 @@
 //! so several bridges relay the same table without publishing a row twice at once. SQLite has
 //! one bridge and no row locks: the rows are read, published, then deleted.
 //!
+//! A deploy cast waits in the outbox as its plan (`body_format` `deploy_plan`): the relay renders
+//! the cast just before publishing it, off the async threads, and stores it in the task's
+//! `cache` in the transaction that deletes the row, once the broker has confirmed it.
+//!
 //! A message the broker refuses never blocks the rest. When the broker closes the channel over
 //! a batch (an exchange deleted, a message over its size limit), the relay opens a new channel,
 //! declares the topology again, and publishes the failed rows one at a time: those that go out
 //! go out, and the one the broker refuses again is paused with a growing pause, then parked
 //! with its reason after `outbox.max_attempts` refusals. A message over
-//! `amqp.max_message_bytes` is parked at once. A parked cast fails its task, as an `error`
+//! `amqp.max_message_bytes`, or a plan that cannot be read, is parked at once. A parked cast fails its task, as an `error`
 //! reply would, so the environment can be rolled back or updated again.
 
 use std::sync::Arc;
@@ -25,9 +29,10 @@ use tokio_util::sync::CancellationToken;
 use super::publisher::{Delivery, Publisher};
 use super::{topology, within, AmqpError};
 use crate::config::OutboxSettings;
+use crate::core::deploy_message::{deploy_message_from_stored, CastError};
 use crate::service::replies::{casts_delivered, fail_running_task};
 use crate::service::Context;
-use crate::store::{self, entity::outbox as row, outbox};
+use crate::store::{self, entity::outbox as row, outbox, task_cache};
 use crate::telemetry;
 
 /// What one round did.
@@ -51,10 +56,30 @@ struct Fates {
     done: Vec<i32>,
     /// Casts among `done`: their tasks' silence starts now.
     delivered_casts: Vec<String>,
+    /// Casts among `done` rendered from their plans: (task uuid, cast), for the task's `cache`.
+    rendered_casts: Vec<(String, String)>,
     /// Mandatory and unroutable: kept, and retried.
     unroutable: Vec<i32>,
-    /// Refused by the broker, or too large: (row, reason).
-    refused: Vec<(row::Model, String)>,
+    /// Refused by the broker, too large, or unreadable.
+    refused: Vec<Refused>,
+}
+
+/// A row that did not go out, and why.
+struct Refused {
+    row: row::Model,
+    reason: String,
+    /// Refused for good (too large, or a plan that cannot be read): parked without retries.
+    at_once: bool,
+}
+
+impl Refused {
+    fn by_broker(row: row::Model, reason: String) -> Self {
+        Refused {
+            row,
+            reason,
+            at_once: false,
+        }
+    }
 }
 
 pub struct Relay {
@@ -125,8 +150,8 @@ impl Relay {
         if self.db.get_database_backend() == DbBackend::Postgres {
             let txn = self.db.begin().await?;
             let rows = outbox::oldest(&txn, limit, true).await?;
-            let fates = self.publish(rows).await?;
-            self.write_down(&txn, &fates).await?;
+            let mut fates = self.publish(rows).await?;
+            self.write_down(&txn, &mut fates).await?;
             txn.commit().await?;
             Ok(fates.round)
         } else {
@@ -134,9 +159,9 @@ impl Relay {
             if rows.is_empty() {
                 return Ok(Round::default());
             }
-            let fates = self.publish(rows).await?;
+            let mut fates = self.publish(rows).await?;
             let txn = store::begin_write(&self.db).await?;
-            self.write_down(&txn, &fates).await?;
+            self.write_down(&txn, &mut fates).await?;
             txn.commit().await?;
             Ok(fates.round)
         }
@@ -147,14 +172,22 @@ impl Relay {
     async fn write_down<C: ConnectionTrait>(
         &self,
         txn: &C,
-        fates: &Fates,
+        fates: &mut Fates,
     ) -> Result<(), AmqpError> {
         outbox::remove(txn, &fates.done).await?;
         outbox::count_attempt(txn, &fates.unroutable).await?;
         casts_delivered(txn, &fates.delivered_casts).await?;
-        for (row, reason) in &fates.refused {
+        for (task_uuid, cast) in fates.rendered_casts.drain(..) {
+            task_cache::store(txn, &task_uuid, cast).await?;
+        }
+        for Refused {
+            row,
+            reason,
+            at_once,
+        } in &fates.refused
+        {
             let failures = row.failures + 1;
-            let parked = failures >= self.settings.max_attempts as i32 || is_too_large(reason);
+            let parked = failures >= self.settings.max_attempts as i32 || *at_once;
             let retry_at = (!parked).then(|| Utc::now() + pause_after(failures));
             outbox::record_refusal(txn, row.id, failures, reason, retry_at).await?;
             let message_id = message_id_of(row);
@@ -181,12 +214,14 @@ impl Relay {
     async fn publish(&mut self, rows: Vec<row::Model>) -> Result<Fates, AmqpError> {
         let mut fates = Fates::default();
         let limit = self.ctx.amqp.max_message_bytes;
-        let (rows, too_large): (Vec<_>, Vec<_>) =
-            rows.into_iter().partition(|r| r.body.len() <= limit);
-        for row in too_large {
-            let reason = too_large_reason(row.body.len(), limit);
-            fates.refused.push((row, reason));
+        let mut ready = Vec::with_capacity(rows.len());
+        for row in rows {
+            match prepare(row, limit).await {
+                Ok(prepared) => ready.push(prepared),
+                Err(refused) => fates.refused.push(refused),
+            }
         }
+        let (rows, rendered): (Vec<row::Model>, Vec<bool>) = ready.into_iter().unzip();
         if rows.is_empty() {
             fates.round.refused = fates.refused.len();
             return Ok(fates);
@@ -202,7 +237,9 @@ impl Relay {
                 match self.publisher.publish_row(row).await {
                     Ok(alone) => *fate = alone,
                     Err(AmqpError::Broker(err)) if self.connection.status().connected() => {
-                        fates.refused.push((row.clone(), err.to_string()));
+                        fates
+                            .refused
+                            .push(Refused::by_broker(row.clone(), err.to_string()));
                         *fate = Delivery::Refused;
                         self.reopen().await?;
                     }
@@ -210,13 +247,17 @@ impl Relay {
                 }
             }
         }
-        for (row, fate) in rows.iter().zip(delivered) {
+        for ((row, rendered), fate) in rows.into_iter().zip(rendered).zip(delivered) {
             match fate {
                 Delivery::Confirmed => {
                     fates.round.published += 1;
                     fates.done.push(row.id);
-                    if self.is_cast(row) {
-                        fates.delivered_casts.push(message_id_of(row).to_string());
+                    if self.is_cast(&row) {
+                        let task_uuid = message_id_of(&row).to_string();
+                        fates.delivered_casts.push(task_uuid.clone());
+                        if rendered {
+                            fates.rendered_casts.push((task_uuid, row.body));
+                        }
                     }
                 }
                 Delivery::Unroutable if !row.mandatory => {
@@ -229,7 +270,7 @@ impl Relay {
                     // Said at attempts 1, 2, 4, 8…: visible, without a line every round.
                     if (row.attempts.unsigned_abs() + 1).is_power_of_two() {
                         tracing::warn!(
-                            message_id = message_id_of(row),
+                            message_id = message_id_of(&row),
                             exchange = %row.exchange,
                             routing_key = %row.routing_key,
                             attempts = row.attempts + 1,
@@ -270,6 +311,57 @@ impl Relay {
     }
 }
 
+/// A row ready to publish, its body rendered when it is a deploy plan (`true` then), or why it
+/// cannot go out. Rendering a large cast takes tens of ms of CPU: it runs off the async threads.
+async fn prepare(row: row::Model, limit: usize) -> Result<(row::Model, bool), Refused> {
+    match row.body_format.as_deref() {
+        None if row.body.len() <= limit => Ok((row, false)),
+        None => {
+            let reason = too_large_reason(row.body.len(), limit);
+            Err(Refused {
+                row,
+                reason,
+                at_once: true,
+            })
+        }
+        Some(row::DEPLOY_PLAN) => {
+            let rendering = tokio::task::spawn_blocking(move || {
+                let rendered = render_plan(&row.body, limit);
+                (row, rendered)
+            });
+            match rendering.await {
+                Ok((mut row, Ok(cast))) => {
+                    row.body = cast;
+                    Ok((row, true))
+                }
+                Ok((row, Err(reason))) => Err(Refused {
+                    row,
+                    reason,
+                    at_once: true,
+                }),
+                // Rendering is pure code over an owned row: only a panic lands here.
+                Err(err) => std::panic::resume_unwind(err.into_panic()),
+            }
+        }
+        Some(other) => {
+            let reason = format!("the row's body format '{other}' is unknown to this bridge");
+            Err(Refused {
+                row,
+                reason,
+                at_once: true,
+            })
+        }
+    }
+}
+
+/// The cast a stored plan renders, within `limit` bytes, or why not.
+fn render_plan(plan: &str, limit: usize) -> Result<String, String> {
+    deploy_message_from_stored(plan, limit).map_err(|err| match err {
+        CastError::TooLarge { size, limit } => too_large_reason(size, limit),
+        other => other.to_string(),
+    })
+}
+
 /// The pause after the `failures`-th refusal: 1 s, 2 s, 4 s … up to a minute.
 fn pause_after(failures: i32) -> chrono::Duration {
     let exponent = failures.clamp(1, 16) as u32 - 1;
@@ -281,11 +373,6 @@ const TOO_LARGE: &str = "over amqp.max_message_bytes";
 
 fn too_large_reason(size: usize, limit: usize) -> String {
     format!("the message is {size} bytes, {TOO_LARGE} ({limit} bytes)")
-}
-
-/// A message over our own limit is refused at every attempt: parked at once.
-fn is_too_large(reason: &str) -> bool {
-    reason.contains(TOO_LARGE)
 }
 
 fn message_id_of(row: &row::Model) -> &str {
@@ -307,14 +394,59 @@ mod tests {
         assert_eq!(pause_after(i32::MAX).num_seconds(), 60);
     }
 
-    #[test]
-    fn a_message_over_the_limit_is_parked_at_once() {
-        let reason = too_large_reason(20, 10);
+    fn row(body: &str, body_format: Option<&str>) -> row::Model {
+        row::Model {
+            id: 1,
+            exchange: "naily".into(),
+            routing_key: "naily".into(),
+            body: body.into(),
+            properties: serde_json::json!({"message_id": "t"}),
+            mandatory: true,
+            attempts: 0,
+            created_at: Utc::now(),
+            failures: 0,
+            last_error: None,
+            next_attempt_at: None,
+            parked_at: None,
+            body_format: body_format.map(str::to_owned),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_message_over_the_limit_is_parked_at_once() {
+        let refused = prepare(row("0123456789x", None), 10).await.err().unwrap();
         assert_eq!(
-            reason,
-            "the message is 20 bytes, over amqp.max_message_bytes (10 bytes)"
+            refused.reason,
+            "the message is 11 bytes, over amqp.max_message_bytes (10 bytes)"
         );
-        assert!(is_too_large(&reason));
-        assert!(!is_too_large("NOT_FOUND - no exchange 'notifications'"));
+        assert!(refused.at_once);
+        assert_eq!(refused.row.body, "0123456789x");
+        let (ready, rendered) = prepare(row("0123456789", None), 10).await.ok().unwrap();
+        assert_eq!((ready.body.as_str(), rendered), ("0123456789", false));
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_plan_or_unknown_format_is_parked_at_once() {
+        let refused = prepare(row("{\"nodes\": 3}", Some(row::DEPLOY_PLAN)), 1 << 20)
+            .await
+            .err()
+            .unwrap();
+        assert!(refused.at_once);
+        assert!(
+            refused
+                .reason
+                .starts_with("the stored deploy plan could not be read"),
+            "{}",
+            refused.reason
+        );
+        let refused = prepare(row("{}", Some("zstd")), 1 << 20)
+            .await
+            .err()
+            .unwrap();
+        assert!(refused.at_once);
+        assert_eq!(
+            refused.reason,
+            "the row's body format 'zstd' is unknown to this bridge"
+        );
     }
 }

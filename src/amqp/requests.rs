@@ -333,6 +333,7 @@ async fn answer<C: ConnectionTrait>(
                 message_id: Some(uuid::Uuid::new_v4().to_string()),
             },
             mandatory: false,
+            body_format: None,
         },
     )
     .await

@@ -72,6 +72,8 @@ fn describe(message: &row::Model) -> Value {
         "message_id": message_id(message),
         "correlation_id": message.properties.get("correlation_id"),
         "bytes": message.body.len(),
+        // `deploy_plan`: `bytes` are the plan's; the cast is rendered from it when published.
+        "body_format": message.body_format,
         "failures": message.failures,
         "reason": message.last_error,
         "created_at": message.created_at,

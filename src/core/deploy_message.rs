@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 
 use serde::ser::{SerializeMap, SerializeSeq, Serializer};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
@@ -12,7 +12,7 @@ use super::compact;
 use super::enums::{ClusterMode, OperatingSystem};
 
 /// The cluster being deployed.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ClusterFacts {
     pub id: i32,
     pub mode: ClusterMode,
@@ -22,7 +22,7 @@ pub struct ClusterFacts {
 }
 
 /// The release being deployed (the target T, or the current release R for a rollback).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReleaseFacts {
     pub version: String,
     pub operating_system: OperatingSystem,
@@ -33,7 +33,7 @@ pub struct ReleaseFacts {
 }
 
 /// One node of the cluster.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NodeFacts {
     pub id: i32,
     pub name: String,
@@ -42,8 +42,10 @@ pub struct NodeFacts {
     pub online: bool,
 }
 
-/// Everything the cast is built from.
-#[derive(Debug, Clone)]
+/// Everything the cast is built from. Small (a few hundred bytes a node, where the cast takes
+/// about a node's worth of the `nodes` list per entry), so this, not the cast, is what the outbox
+/// keeps until the cast is published; its JSON renders the same cast again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeployPlan {
     pub task_uuid: String,
     pub cluster: ClusterFacts,
@@ -96,6 +98,9 @@ pub enum CastError {
     /// serde_json refused to write it (not expected: every key is a string).
     #[error("the deploy cast could not be serialized: {0}")]
     Json(#[from] serde_json::Error),
+    /// A stored plan that is not a plan (written by another version, or altered by hand).
+    #[error("the stored deploy plan could not be read: {0}")]
+    Plan(serde_json::Error),
 }
 
 /// The `deploy` cast for `plan`, exactly as Astute expects it (contract section 3), as compact
@@ -114,6 +119,22 @@ pub fn deploy_message_within(plan: &DeployPlan, limit: usize) -> Result<String, 
         return Err(CastError::TooLarge { size, limit });
     }
     Ok(compact::write_sized(&cast, size)?)
+}
+
+/// The `deploy` cast for a plan stored as JSON, if it takes at most `limit` bytes.
+pub fn deploy_message_from_stored(plan: &str, limit: usize) -> Result<String, CastError> {
+    let plan: DeployPlan = serde_json::from_str(plan).map_err(CastError::Plan)?;
+    deploy_message_within(&plan, limit)
+}
+
+/// The size in bytes of the `deploy` cast for `plan`, refused over `limit`. Only counted: nothing
+/// is kept.
+pub fn deploy_message_size(plan: &DeployPlan, limit: usize) -> Result<usize, CastError> {
+    let size = compact::size_of(&Cast::new(plan)?)?;
+    if size > limit {
+        return Err(CastError::TooLarge { size, limit });
+    }
+    Ok(size)
 }
 
 /// The cast, ready to serialize: entries with their priorities, and the cluster-wide `nodes`
@@ -694,6 +715,43 @@ mod tests {
                 }
                 other => panic!("not refused: {other:?}"),
             }
+        }
+    }
+
+    #[test]
+    fn the_size_is_counted_without_building_and_refused_over_the_limit() {
+        for plan in every_shape() {
+            let size = deploy_message(&plan).unwrap().len();
+            assert_eq!(deploy_message_size(&plan, size).unwrap(), size);
+            assert!(matches!(
+                deploy_message_size(&plan, size - 1),
+                Err(CastError::TooLarge { size: counted, limit }) if counted == size && limit == size - 1
+            ));
+        }
+    }
+
+    /// The outbox keeps the plan's JSON and renders the cast from it at publishing time: the
+    /// plan read back must be the same plan and render the same bytes.
+    #[test]
+    fn a_plan_read_back_from_json_renders_the_same_cast() {
+        for plan in every_shape() {
+            let stored = serde_json::to_string(&plan).unwrap();
+            let read: DeployPlan = serde_json::from_str(&stored).unwrap();
+            assert_eq!(read, plan);
+            assert_eq!(
+                deploy_message_from_stored(&stored, usize::MAX).unwrap(),
+                deploy_message(&plan).unwrap()
+            );
+        }
+    }
+
+    #[test]
+    fn a_stored_plan_that_is_not_a_plan_is_refused() {
+        for stored in ["", "{}", "{\"task_uuid\": 3}", "[1]"] {
+            assert!(matches!(
+                deploy_message_from_stored(stored, usize::MAX),
+                Err(CastError::Plan(_))
+            ));
         }
     }
 

@@ -92,6 +92,7 @@ pub async fn record<C: ConnectionTrait>(
                 message_id: Some(message_id),
             },
             mandatory: false,
+            body_format: None,
         },
     )
     .await?;
@@ -150,6 +151,7 @@ pub async fn record_many<C: ConnectionTrait>(
                 message_id: Some(message_id),
             },
             mandatory: false,
+            body_format: None,
         });
     }
     outbox::enqueue_many(db, messages).await

@@ -4,9 +4,9 @@
 
 use chrono::Utc;
 use sea_orm::{
-    sea_query::{Alias, Expr, ExprTrait, Query},
+    sea_query::Expr,
     ActiveValue::{NotSet, Set},
-    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, Statement,
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -15,7 +15,8 @@ use serde_json::{Map, Value};
 use super::{clusters, releases, to_json, Context, ServiceError, ServiceResult};
 use crate::core::compatibility::choose_operation;
 use crate::core::deploy_message::{
-    deploy_message_within, CastError, ClusterFacts, DeployPlan, NodeFacts, ReleaseFacts,
+    deploy_message, deploy_message_size, CastError, ClusterFacts, DeployPlan, NodeFacts,
+    ReleaseFacts,
 };
 use crate::core::enums::{
     ClusterMode, ClusterStatus, NodeStatus, OperatingSystem, Operation, TaskStatus,
@@ -25,9 +26,10 @@ use crate::core::release_sources::{self, SourceError, Sources, StoredSources};
 use crate::core::transitions::{
     check_rollback_allowed, check_update_allowed, release_left_by_rollback, FailedTask,
 };
-use crate::store::entity::{cluster, node, outbox, release, task};
+use crate::store::entity::outbox::DEPLOY_PLAN;
+use crate::store::entity::{cluster, node, release, task};
 use crate::store::is_unique_violation;
-use crate::store::outbox::MessageProperties;
+use crate::store::outbox::{self, MessageProperties, OutgoingMessage};
 
 /// `update_cluster` and `check_update` args.
 #[derive(Debug, Clone, Deserialize)]
@@ -46,8 +48,8 @@ struct Start {
     to_release_id: i32,
     pending_release_id: Option<i32>,
     task_uuid: String,
-    /// The cast, compact JSON, within `amqp.max_message_bytes`.
-    message: String,
+    /// What the cast is rendered from; its cast is within `amqp.max_message_bytes`.
+    plan: DeployPlan,
 }
 
 /// The answer of `check_update`: the verdict, and the exact cast an allowed update would send
@@ -80,7 +82,9 @@ pub async fn check_update<C: ConnectionTrait>(
     clusters::find(db, args.cluster_id, false).await?;
     match plan_update(db, ctx, &args, false).await {
         Ok(start) => {
-            let message = RawValue::from_string(start.message).map_err(|e| {
+            let message = deploy_message(&start.plan)
+                .map_err(|e| Refusal::new(ErrorCode::Internal, e.to_string()))?;
+            let message = RawValue::from_string(message).map_err(|e| {
                 Refusal::new(
                     ErrorCode::Internal,
                     format!("the cast is not valid JSON: {e}"),
@@ -125,7 +129,7 @@ pub async fn rollback_cluster<C: ConnectionTrait>(
     let sources = sources_of(ctx, &current)?;
     let nodes = clusters::nodes_of(db, cluster.id).await?;
     let task_uuid = uuid::Uuid::new_v4().to_string();
-    let message = cast(
+    let plan = plan_cast(
         ctx,
         &cluster,
         &current,
@@ -144,7 +148,7 @@ pub async fn rollback_cluster<C: ConnectionTrait>(
             pending_release_id: cluster.pending_release_id,
             cluster,
             task_uuid,
-            message,
+            plan,
         },
     )
     .await
@@ -223,7 +227,7 @@ async fn plan_update<C: ConnectionTrait>(
     } = decide_update(db, ctx, args, lock).await?;
     let nodes = clusters::nodes_of(db, cluster.id).await?;
     let task_uuid = uuid::Uuid::new_v4().to_string();
-    let message = cast(
+    let plan = plan_cast(
         ctx,
         &cluster,
         &target,
@@ -239,13 +243,14 @@ async fn plan_update<C: ConnectionTrait>(
         to_release_id: target.id,
         pending_release_id: Some(target.id),
         task_uuid,
-        message,
+        plan,
     })
 }
 
-/// Writes the start of an operation and queues its cast. The cast crosses to the database once:
-/// it is written into the task's `cache`, and the outbox row is filled from there by the
-/// database itself.
+/// Writes the start of an operation and queues its cast. What the outbox keeps is the cast's
+/// plan, a few hundred bytes a node: the relay renders the cast from it when it publishes, and
+/// stores the cast in the task's `cache` once the broker has it, so tens of MB of cast never
+/// stand between the request and Astute.
 async fn begin<C: ConnectionTrait>(db: &C, ctx: &Context, start: Start) -> ServiceResult<Value> {
     let now = Utc::now();
     let cluster_id = start.cluster.id;
@@ -300,11 +305,10 @@ async fn begin<C: ConnectionTrait>(db: &C, ctx: &Context, start: Start) -> Servi
         operation,
         from_release_id,
         to_release_id,
-        message,
+        plan,
         ..
     } = start;
-    store_cast(db, task.id, message).await?;
-    queue_cast(db, ctx, &task).await?;
+    queue_cast(db, ctx, &task, &plan).await?;
     let span = tracing::Span::current();
     span.record("task_uuid", task.uuid.as_str());
     span.record("cluster_id", cluster_id);
@@ -370,10 +374,10 @@ fn operating_system_of(release: &release::Model) -> Result<OperatingSystem, Refu
     })
 }
 
-/// The `deploy` cast for `cluster`, deploying `deployed` with `sources` and leaving
-/// `previous_version`; refused (`message_too_large`) over `amqp.max_message_bytes`, before
-/// anything is written.
-fn cast(
+/// The plan of the `deploy` cast for `cluster`, deploying `deployed` with `sources` and leaving
+/// `previous_version`; refused (`message_too_large`) when its cast would be over
+/// `amqp.max_message_bytes`, before anything is written. The cast's size is counted, not kept.
+fn plan_cast(
     ctx: &Context,
     cluster: &cluster::Model,
     deployed: &release::Model,
@@ -381,7 +385,7 @@ fn cast(
     previous_version: &str,
     nodes: &[node::Model],
     task_uuid: &str,
-) -> ServiceResult<String> {
+) -> ServiceResult<DeployPlan> {
     let mode = ClusterMode::parse(&cluster.mode).ok_or_else(|| {
         Refusal::invalid_state(format!("cluster mode '{}' is unknown", cluster.mode))
     })?;
@@ -417,16 +421,18 @@ fn cast(
             })
             .collect(),
     };
-    deploy_message_within(&plan, ctx.amqp.max_message_bytes).map_err(|err| {
-        match err {
+    deploy_message_size(&plan, ctx.amqp.max_message_bytes).map_err(|err| {
+        ServiceError::from(match err {
             CastError::TooLarge { .. } => Refusal::new(
                 ErrorCode::MessageTooLarge,
                 format!("{err} (amqp.max_message_bytes); nothing changed"),
             ),
-            CastError::Json(_) => Refusal::new(ErrorCode::Internal, err.to_string()),
-        }
-        .into()
-    })
+            CastError::Json(_) | CastError::Plan(_) => {
+                Refusal::new(ErrorCode::Internal, err.to_string())
+            }
+        })
+    })?;
+    Ok(plan)
 }
 
 fn status_of(cluster: &cluster::Model) -> Result<ClusterStatus, Refusal> {
@@ -435,70 +441,31 @@ fn status_of(cluster: &cluster::Model) -> Result<ClusterStatus, Refusal> {
     })
 }
 
-/// Writes the cast into the task's `cache`. The text is moved into the statement, not copied,
-/// and stored as it is: PostgreSQL's `json` keeps its input text verbatim, SQLite stores text.
-async fn store_cast<C: ConnectionTrait>(
-    db: &C,
-    task_id: i32,
-    message: String,
-) -> ServiceResult<()> {
-    let backend = db.get_database_backend();
-    let sql = match backend {
-        DbBackend::Postgres => "UPDATE tasks SET cache = CAST($1 AS json) WHERE id = $2",
-        _ => "UPDATE tasks SET cache = ? WHERE id = ?",
-    };
-    db.execute_raw(Statement::from_sql_and_values(
-        backend,
-        sql,
-        [message.into(), task_id.into()],
-    ))
-    .await?;
-    Ok(())
-}
-
-/// Queues a started task's cast to Astute, copied by the database from the task's `cache`, so
-/// the outbox row holds the exact bytes stored there; `mandatory` because an unroutable cast
-/// must be retried, never dropped. The row is what `store::outbox::enqueue` writes.
+/// Queues a started task's cast to Astute as its plan, rendered by the relay when it publishes;
+/// `mandatory` because an unroutable cast must be retried, never dropped.
 async fn queue_cast<C: ConnectionTrait>(
     db: &C,
     ctx: &Context,
     task: &task::Model,
+    plan: &DeployPlan,
 ) -> ServiceResult<()> {
-    let properties = serde_json::to_string(&MessageProperties {
-        correlation_id: None,
-        message_id: Some(task.uuid.clone()),
-    })
-    .map_err(|e| Refusal::new(ErrorCode::Internal, format!("outbox properties: {e}")))?;
-    let properties = match db.get_database_backend() {
-        DbBackend::Postgres => Expr::val(properties).cast_as(Alias::new("json")),
-        _ => Expr::val(properties),
-    };
-    let copy = Query::select()
-        .expr(Expr::val(ctx.amqp.naily_exchange.as_str()))
-        .expr(Expr::val(ctx.amqp.naily_routing_key.as_str()))
-        .expr(Expr::col((task::Entity, Alias::new("cache"))).cast_as(Alias::new("text")))
-        .expr(properties)
-        .expr(Expr::val(true))
-        .expr(Expr::val(0))
-        .expr(Expr::val(Utc::now()))
-        .from(task::Entity)
-        .and_where(Expr::col((task::Entity, task::Column::Id)).eq(task.id))
-        .to_owned();
-    let insert = Query::insert()
-        .into_table(outbox::Entity)
-        .columns([
-            outbox::Column::Exchange,
-            outbox::Column::RoutingKey,
-            outbox::Column::Body,
-            outbox::Column::Properties,
-            outbox::Column::Mandatory,
-            outbox::Column::Attempts,
-            outbox::Column::CreatedAt,
-        ])
-        .select_from(copy)
-        .map_err(|e| Refusal::new(ErrorCode::Internal, format!("outbox copy: {e}")))?
-        .to_owned();
-    db.execute(&insert).await?;
+    let body = serde_json::to_string(plan)
+        .map_err(|e| Refusal::new(ErrorCode::Internal, format!("deploy plan: {e}")))?;
+    outbox::enqueue(
+        db,
+        OutgoingMessage {
+            exchange: ctx.amqp.naily_exchange.clone(),
+            routing_key: ctx.amqp.naily_routing_key.clone(),
+            body,
+            properties: MessageProperties {
+                correlation_id: None,
+                message_id: Some(task.uuid.clone()),
+            },
+            mandatory: true,
+            body_format: Some(DEPLOY_PLAN),
+        },
+    )
+    .await?;
     Ok(())
 }
 

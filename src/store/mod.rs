@@ -3,6 +3,7 @@
 pub mod entity;
 pub mod fault;
 pub mod outbox;
+pub mod task_cache;
 
 use std::time::Duration;
 

@@ -36,6 +36,8 @@ pub struct OutgoingMessage {
     /// Unroutable messages are kept and retried when `true` (Astute's casts), dropped when
     /// `false` (answers to a caller that went away, notifications nobody listens to yet).
     pub mandatory: bool,
+    /// `None`: `body` is the message; else how the relay renders it (see `entity::outbox`).
+    pub body_format: Option<&'static str>,
 }
 
 /// Adds a message to the outbox, inside the caller's transaction.
@@ -55,6 +57,7 @@ pub async fn enqueue<C: ConnectionTrait>(db: &C, message: OutgoingMessage) -> Re
         last_error: Set(None),
         next_attempt_at: Set(None),
         parked_at: Set(None),
+        body_format: Set(message.body_format.map(str::to_owned)),
     })
     .exec_without_returning(db)
     .await?;
@@ -87,6 +90,7 @@ pub async fn enqueue_many<C: ConnectionTrait>(
             last_error: Set(None),
             next_attempt_at: Set(None),
             parked_at: Set(None),
+            body_format: Set(message.body_format.map(str::to_owned)),
         });
     }
     outbox::Entity::insert_many(rows)

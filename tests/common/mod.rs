@@ -503,7 +503,9 @@ impl Bridge {
         String::from_utf8(delivery.data).expect("a cast is UTF-8")
     }
 
-    /// The task's `cache` column as stored (the exact cast sent), or `None` when empty.
+    /// The task's `cache` column (the exact cast sent), which the relay writes once the broker
+    /// has confirmed the cast; waits for it, and is `None` when it is still empty after the
+    /// usual patience.
     pub async fn stored_cast(&self, task_uuid: &str) -> Option<String> {
         let backend = self.db.get_database_backend();
         let sql = match backend {
@@ -512,17 +514,24 @@ impl Bridge {
             }
             _ => "SELECT CAST(cache AS text) AS cache FROM tasks WHERE uuid = ?",
         };
-        let row = self
-            .db
-            .query_one_raw(sea_orm::Statement::from_sql_and_values(
-                backend,
-                sql,
-                [task_uuid.into()],
-            ))
-            .await
-            .expect("read the task's cache")
-            .expect("the task exists");
-        row.try_get::<Option<String>>("", "cache").expect("cache")
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let row = self
+                .db
+                .query_one_raw(sea_orm::Statement::from_sql_and_values(
+                    backend,
+                    sql,
+                    [task_uuid.into()],
+                ))
+                .await
+                .expect("read the task's cache")
+                .expect("the task exists");
+            let cache = row.try_get::<Option<String>>("", "cache").expect("cache");
+            if cache.is_some() || Instant::now() >= deadline {
+                return cache;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// The next notification published for operators, with its routing key.

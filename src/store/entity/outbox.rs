@@ -28,7 +28,14 @@ pub struct Model {
     pub next_attempt_at: Option<DateTimeUtc>,
     /// Set aside: published again only when an operator retries it.
     pub parked_at: Option<DateTimeUtc>,
+    /// `None`: `body` is the message. `deploy_plan` ([`DEPLOY_PLAN`]): `body` is a deploy plan,
+    /// rendered into the cast when it is published.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub body_format: Option<String>,
 }
+
+/// `body_format` of a row whose body is a `DeployPlan`.
+pub const DEPLOY_PLAN: &str = "deploy_plan";
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
 pub enum Relation {}

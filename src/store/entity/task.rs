@@ -1,8 +1,8 @@
 //! `tasks`: deployment/upgrade runs of a cluster, tracked from Astute's `deploy_resp` replies.
 //!
 //! The table's `cache` column (the exact cast sent to Astute, up to `amqp.max_message_bytes`) is
-//! left out of the entity on purpose: it is written once, by the start of the task
-//! (`service::patching`), and never read back by the bridge, so no query loads it and no answer
+//! left out of the entity on purpose: it is written once, by the outbox relay when the broker has
+//! confirmed the cast (`store::task_cache`), and never read back by the bridge, so no query loads it and no answer
 //! carries it.
 
 use sea_orm::entity::prelude::*;
