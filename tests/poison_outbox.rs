@@ -167,7 +167,60 @@ async fn a_message_over_the_limit_is_parked_at_once(backend: Backend) {
     bridge.stop().await;
 }
 
+/// A cast whose stored plan cannot be read (altered by hand, or written by a version whose
+/// plans differ) is parked at once with the reason and fails its task; the rows behind it go out.
+async fn an_unreadable_plan_is_parked_at_once_and_fails_its_task(backend: Backend) {
+    let mut bridge = Bridge::start(backend).await;
+    let (cluster, releases) = load_fixture(&mut bridge, "env-multinode").await;
+    let target = release_id(&releases, "Icehouse on Ubuntu 12.04.4", "2014.1.1-5.0.2");
+    let task = bridge
+        .ok(
+            "update_cluster",
+            json!({"cluster_id": cluster, "release_id": target}),
+        )
+        .await;
+    let uuid = task["uuid"].as_str().expect("uuid").to_string();
+    let cast = bridge.next_cast().await;
+    assert_eq!(cast["args"]["task_uuid"], uuid.as_str());
+    // Another cast for the running task, its plan not a plan.
+    let naily = bridge.settings.amqp.naily_exchange.clone();
+    let key = bridge.settings.amqp.naily_routing_key.clone();
+    bridge
+        .execute(&format!(
+            "INSERT INTO outbox (exchange, routing_key, body, properties, mandatory, attempts, created_at, failures, body_format) \
+             VALUES ('{naily}', '{key}', '{{\"nodes\": \"three\"}}', '{{\"message_id\": \"{uuid}\"}}', true, 0, CURRENT_TIMESTAMP, 0, 'deploy_plan')"
+        ))
+        .await;
+    let listed = bridge.ok("list_releases", json!({})).await;
+    assert_eq!(listed.as_array().map(Vec::len), Some(releases.len()));
+    let failed = bridge
+        .cluster_until(cluster, "upgrade_error after the plan was parked", |c| {
+            c["status"] == "upgrade_error"
+        })
+        .await;
+    let message = failed["latest_task"]["message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        message.starts_with(
+            "Upgrade has failed. Its deploy cast could not be published and was set aside: \
+             the stored deploy plan could not be read"
+        ),
+        "the task says why: {failed}"
+    );
+    let parked: Value =
+        serde_json::from_str(&cli(&bridge, &["outbox", "list"])).expect("outbox list is JSON");
+    assert_eq!(parked.as_array().map(Vec::len), Some(1), "{parked}");
+    assert_eq!(parked[0]["message_id"], uuid.as_str());
+    assert_eq!(parked[0]["body_format"], "deploy_plan");
+    assert_eq!(parked[0]["failures"], 1, "parked at the first attempt");
+    // The parked row is all the outbox still holds.
+    assert_eq!(bridge.count("outbox").await, 1);
+    bridge.stop().await;
+}
+
 on_both_backends!(
     a_refused_cast_is_parked_and_fails_its_task,
     a_message_over_the_limit_is_parked_at_once,
+    an_unreadable_plan_is_parked_at_once_and_fails_its_task,
 );
