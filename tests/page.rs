@@ -406,6 +406,19 @@ async fn an_operator_upgrades_sees_a_failure_rolls_back_and_reads_notifications(
         .expect("displayed?"));
     screenshot(&page, "6-narrow").await;
 
+    // More environments than one page of the API: the page follows the pages and lists them all.
+    bridge
+        .execute(&format!(
+            "INSERT INTO clusters (name, mode, status, release_id, fuel_version, attributes, created_at, updated_at) \
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000) \
+             SELECT printf('env-bulk-%04d', i), 'multinode', 'new', {first}, '5.1', '{{}}', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP FROM n"
+        ))
+        .await;
+    text_until(&page, "#environments", "the 1,001st environment", |t| {
+        t.contains("env-bulk-1000") && t.contains("env-multinode")
+    })
+    .await;
+
     page.close().await.expect("close the browser");
     bridge.stop().await;
 }

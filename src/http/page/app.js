@@ -261,10 +261,22 @@ async function markRead(id) {
   refreshNotifications();
 }
 
+// Every environment: the API answers a page at a time, the next one after the last id.
+const CLUSTER_PAGE = 1000;
+async function allClusters() {
+  const all = [];
+  for (;;) {
+    const after = all.length > 0 ? `&after_id=${all[all.length - 1].id}` : "";
+    const page = await api("GET", `/api/clusters/?limit=${CLUSTER_PAGE}${after}`);
+    all.push(...page);
+    if (page.length < CLUSTER_PAGE) return all;
+  }
+}
+
 async function refresh() {
   await refreshReadiness();
   try {
-    const [clusters, releases] = await Promise.all([api("GET", "/api/clusters/"), api("GET", "/api/releases/")]);
+    const [clusters, releases] = await Promise.all([allClusters(), api("GET", "/api/releases/")]);
     state.clusters = clusters;
     state.releases = new Map(releases.map((r) => [r.id, r]));
   } catch (err) {
