@@ -15,8 +15,8 @@
 //! - `update`: `update_cluster` in a write transaction (the cast's size counted, its plan queued
 //!   in the outbox), committed;
 //! - `relay`: what the outbox relay does with that row apart from publishing it: the row read, the
-//!   cast rendered from its plan, stored in the task's `cache` and the row deleted in a write
-//!   transaction, committed. (Publishing adds lapin's frames of the cast; not counted here.)
+//!   cast rendered from its plan and stored in the task's `cache`, then the row deleted in a
+//!   write transaction, committed. (Publishing adds lapin's frames of the cast; not counted here.)
 //!
 //! The limit (`amqp.max_message_bytes`) is raised to 1 GiB so that the large casts go through.
 
@@ -271,11 +271,11 @@ async fn child(nodes: usize) {
     let cast = deploy_message_from_stored(&row.body, settings.amqp.max_message_bytes)
         .expect("the cast rendered from its plan");
     assert_eq!(cast.len() as u64, size);
-    let txn = store::begin_write(&db).await.expect("transaction");
     let uuid = task["uuid"].as_str().expect("uuid");
-    store::task_cache::store(&txn, uuid, cast)
+    store::task_cache::store(&db, uuid, cast)
         .await
         .expect("cache");
+    let txn = store::begin_write(&db).await.expect("transaction");
     store::outbox::remove(&txn, &[row.id])
         .await
         .expect("remove");

@@ -6,8 +6,8 @@
 //! one bridge and no row locks: the rows are read, published, then deleted.
 //!
 //! A deploy cast waits in the outbox as its plan (`body_format` `deploy_plan`): the relay renders
-//! the cast just before publishing it, off the async threads, and stores it in the task's
-//! `cache` in the transaction that deletes the row, once the broker has confirmed it.
+//! the cast just before publishing it (a large one off the async threads), and once the broker
+//! has confirmed it stores it in the task's `cache`, then deletes the row.
 //!
 //! A message the broker refuses never blocks the rest. When the broker closes the channel over
 //! a batch (an exchange deleted, a message over its size limit), the relay opens a new channel,
@@ -151,7 +151,8 @@ impl Relay {
             let txn = self.db.begin().await?;
             let rows = outbox::oldest(&txn, limit, true).await?;
             let mut fates = self.publish(rows).await?;
-            self.write_down(&txn, &mut fates).await?;
+            self.store_casts(&mut fates).await?;
+            self.write_down(&txn, &fates).await?;
             txn.commit().await?;
             Ok(fates.round)
         } else {
@@ -160,11 +161,21 @@ impl Relay {
                 return Ok(Round::default());
             }
             let mut fates = self.publish(rows).await?;
+            self.store_casts(&mut fates).await?;
             let txn = store::begin_write(&self.db).await?;
-            self.write_down(&txn, &mut fates).await?;
+            self.write_down(&txn, &fates).await?;
             txn.commit().await?;
             Ok(fates.round)
         }
+    }
+
+    /// Stores the casts rendered and confirmed this round in their tasks' `cache`, one at a time,
+    /// before their rows are deleted.
+    async fn store_casts(&self, fates: &mut Fates) -> Result<(), AmqpError> {
+        for (task_uuid, cast) in fates.rendered_casts.drain(..) {
+            task_cache::store(&self.db, &task_uuid, cast).await?;
+        }
+        Ok(())
     }
 
     /// Deletes what went out, counts what waits for a queue, pauses or parks what the broker
@@ -172,14 +183,11 @@ impl Relay {
     async fn write_down<C: ConnectionTrait>(
         &self,
         txn: &C,
-        fates: &mut Fates,
+        fates: &Fates,
     ) -> Result<(), AmqpError> {
         outbox::remove(txn, &fates.done).await?;
         outbox::count_attempt(txn, &fates.unroutable).await?;
         casts_delivered(txn, &fates.delivered_casts).await?;
-        for (task_uuid, cast) in fates.rendered_casts.drain(..) {
-            task_cache::store(txn, &task_uuid, cast).await?;
-        }
         for Refused {
             row,
             reason,
@@ -311,6 +319,11 @@ impl Relay {
     }
 }
 
+/// Plans up to this size (about 30 nodes, a cast of a few hundred KB rendered in well under a
+/// millisecond) are rendered on the relay's own thread: handing them to a blocking thread would
+/// cost more than the work.
+const RENDER_INLINE_BYTES: usize = 4096;
+
 /// A row ready to publish, its body rendered when it is a deploy plan (`true` then), or why it
 /// cannot go out. Rendering a large cast takes tens of ms of CPU: it runs off the async threads.
 async fn prepare(row: row::Model, limit: usize) -> Result<(row::Model, bool), Refused> {
@@ -325,22 +338,30 @@ async fn prepare(row: row::Model, limit: usize) -> Result<(row::Model, bool), Re
             })
         }
         Some(row::DEPLOY_PLAN) => {
-            let rendering = tokio::task::spawn_blocking(move || {
+            let (mut row, rendered) = if row.body.len() <= RENDER_INLINE_BYTES {
                 let rendered = render_plan(&row.body, limit);
                 (row, rendered)
-            });
-            match rendering.await {
-                Ok((mut row, Ok(cast))) => {
+            } else {
+                let rendering = tokio::task::spawn_blocking(move || {
+                    let rendered = render_plan(&row.body, limit);
+                    (row, rendered)
+                });
+                match rendering.await {
+                    Ok(done) => done,
+                    // Rendering is pure code over an owned row: only a panic lands here.
+                    Err(err) => std::panic::resume_unwind(err.into_panic()),
+                }
+            };
+            match rendered {
+                Ok(cast) => {
                     row.body = cast;
                     Ok((row, true))
                 }
-                Ok((row, Err(reason))) => Err(Refused {
+                Err(reason) => Err(Refused {
                     row,
                     reason,
                     at_once: true,
                 }),
-                // Rendering is pure code over an owned row: only a panic lands here.
-                Err(err) => std::panic::resume_unwind(err.into_panic()),
             }
         }
         Some(other) => {

@@ -192,8 +192,7 @@ async fn decide_update<C: ConnectionTrait>(
     lock: bool,
 ) -> ServiceResult<Decision> {
     let cluster = clusters::find(db, args.cluster_id, lock).await?;
-    let target = releases::find(db, args.release_id).await?;
-    let current = releases::find(db, cluster.release_id).await?;
+    let (target, current) = releases::find_two(db, args.release_id, cluster.release_id).await?;
     let running = clusters::has_running_task(db, cluster.id).await?;
     check_update_allowed(status_of(&cluster)?, running)?;
     let operation = choose_operation(

@@ -117,6 +117,27 @@ pub(crate) async fn find<C: ConnectionTrait>(db: &C, id: i32) -> ServiceResult<r
         .ok_or_else(|| Refusal::not_found(format!("release {id} does not exist")).into())
 }
 
+/// Loads two releases with one query (they may be the same), each or `not_found`, `first`'s
+/// refusal ahead of `second`'s.
+pub(crate) async fn find_two<C: ConnectionTrait>(
+    db: &C,
+    first: i32,
+    second: i32,
+) -> ServiceResult<(release::Model, release::Model)> {
+    let found = release::Entity::find()
+        .filter(release::Column::Id.is_in([first, second]))
+        .all(db)
+        .await?;
+    let pick = |id: i32| {
+        found
+            .iter()
+            .find(|r| r.id == id)
+            .cloned()
+            .ok_or_else(|| Refusal::not_found(format!("release {id} does not exist")))
+    };
+    Ok((pick(first)?, pick(second)?))
+}
+
 /// Adds a release; its own sources must be usable by Astute and inside
 /// `[security] allowed_source_prefixes` (the master's defaults are checked when it is cast).
 pub async fn create_release<C: ConnectionTrait>(
