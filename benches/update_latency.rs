@@ -36,7 +36,9 @@
 //!
 //! Every sample checks the end state: the answer is `ok` with a running `upgrade` task, the cast
 //! is a persistent JSON `deploy` message for that task with one entry per node and role (the
-//! node count matches) and every entry listing them all; the yardstick's message arrives whole.
+//! node count matches) and every entry listing them all; the task's `cache` holds the very bytes
+//! sent (the relay writes it after the broker's confirm: awaited before the yardstick runs, so
+//! that write never overlaps it); the yardstick's message arrives whole.
 //! No speed is asserted.
 
 #[path = "../tests/common/mod.rs"]
@@ -464,6 +466,7 @@ struct UpdateSample {
     cast: f64,
     body: Vec<u8>,
     size: usize,
+    task_uuid: String,
 }
 
 /// One timed yardstick message, in milliseconds.
@@ -620,6 +623,7 @@ async fn update(
         cast: ms(started, cast_at),
         size: cast.data.len(),
         body: cast.data,
+        task_uuid: task_uuid.to_string(),
     }
 }
 
@@ -753,13 +757,25 @@ async fn run() {
         let samples = plan.samples(nodes);
         let warm_up =
             environment(&mut bridge, &format!("bench-{nodes:04}-w000"), nodes, from).await;
-        update(&mut wires, &bridge, warm_up, to, nodes).await;
+        let warm = update(&mut wires, &bridge, warm_up, to, nodes).await;
+        bridge
+            .stored_cast(&warm.task_uuid)
+            .await
+            .expect("the warm-up's cast stored in its task");
         let mut updates = Vec::with_capacity(samples);
         let mut yards = Vec::with_capacity(samples);
         for i in 0..samples {
             let name = format!("bench-{nodes:04}-s{i:03}");
             let cluster = environment(&mut bridge, &name, nodes, from).await;
             let mut sample = update(&mut wires, &bridge, cluster, to, nodes).await;
+            // The relay stores the cast in the task once the broker has it: awaited here, so
+            // that the write is over before the yardstick runs (not timed).
+            let stored = bridge.stored_cast(&sample.task_uuid).await;
+            assert!(
+                stored.as_deref().map(str::as_bytes) == Some(&sample.body[..]),
+                "the task keeps the exact cast sent"
+            );
+            drop(stored);
             // The yardstick serializes this very cast, parsed beforehand (not timed).
             let value: Value = serde_json::from_slice(&sample.body).expect("the cast is JSON");
             sample.body = Vec::new();
@@ -834,5 +850,5 @@ async fn run() {
         "naily is drained"
     );
     bridge.stop().await;
-    println!("end state checked: every update answered ok with a running upgrade, every cast a deploy of every node");
+    println!("end state checked: every update answered ok with a running upgrade, every cast a deploy of every node, kept byte for byte in its task");
 }
