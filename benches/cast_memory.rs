@@ -8,7 +8,7 @@
 //! database of its own, dropped at the end.
 //!
 //! Each size runs in its own child process, so every figure starts from a fresh heap. The child
-//! registers the environment through the service functions, then measures three phases, each
+//! registers the environment through the service functions, then measures four phases, each
 //! from its own resting RSS (the peak is reset by writing `5` to `/proc/self/clear_refs`):
 //! - `build`: the cast built and serialized by the core alone, from in-memory facts;
 //! - `dry run`: `check_update` on the database, its answer serialized as a request's answer;
@@ -19,6 +19,9 @@
 //!   write transaction, committed. (Publishing adds lapin's frames of the cast; not counted here.)
 //!
 //! The limit (`amqp.max_message_bytes`) is raised to 1 GiB so that the large casts go through.
+
+#[path = "shared/environment.rs"]
+mod environment;
 
 use std::io::Write;
 use std::process::Command;
@@ -36,6 +39,8 @@ use astute_bridge::store;
 use astute_bridge::wire::request;
 use sea_orm::ConnectionTrait;
 use serde_json::{json, Map, Value};
+
+use environment::roles;
 
 const CHILD: &str = "CAST_MEMORY_CHILD_NODES";
 
@@ -108,14 +113,6 @@ fn peak_above(base: u64) -> u64 {
 
 fn mib(bytes: u64) -> String {
     format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
-}
-
-fn roles(index: usize) -> Vec<&'static str> {
-    if index < 3 {
-        vec!["controller"]
-    } else {
-        vec!["compute", "cinder"]
-    }
 }
 
 fn plan(nodes: usize) -> DeployPlan {

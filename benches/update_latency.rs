@@ -43,12 +43,15 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+#[path = "shared/environment.rs"]
+mod environment;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{Backend, Bridge};
+use environment::roles;
 use futures_util::StreamExt;
 use lapin::message::Delivery;
 use lapin::options::*;
@@ -407,14 +410,6 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for PhaseClock {
                 marks.committed.get_or_insert(now);
             }
         }
-    }
-}
-
-fn roles(index: usize) -> Vec<&'static str> {
-    if index < 3 {
-        vec!["controller"]
-    } else {
-        vec!["compute", "cinder"]
     }
 }
 
