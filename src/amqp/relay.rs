@@ -14,8 +14,9 @@
 //! declares the topology again, and publishes the failed rows one at a time: those that go out
 //! go out, and the one the broker refuses again is paused with a growing pause, then parked
 //! with its reason after `outbox.max_attempts` refusals. A message over
-//! `amqp.max_message_bytes`, or a plan that cannot be read, is parked at once. A parked cast fails its task, as an `error`
-//! reply would, so the environment can be rolled back or updated again.
+//! `amqp.max_message_bytes`, or a plan that cannot be read, is parked at once. A parked cast
+//! fails its task, as an `error` reply would, so the environment can be rolled back or updated
+//! again.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -326,7 +327,7 @@ const RENDER_INLINE_BYTES: usize = 4096;
 
 /// A row ready to publish, its body rendered when it is a deploy plan (`true` then), or why it
 /// cannot go out. Rendering a large cast takes tens of ms of CPU: it runs off the async threads.
-async fn prepare(row: row::Model, limit: usize) -> Result<(row::Model, bool), Refused> {
+async fn prepare(mut row: row::Model, limit: usize) -> Result<(row::Model, bool), Refused> {
     match row.body_format.as_deref() {
         None if row.body.len() <= limit => Ok((row, false)),
         None => {
@@ -338,19 +339,18 @@ async fn prepare(row: row::Model, limit: usize) -> Result<(row::Model, bool), Re
             })
         }
         Some(row::DEPLOY_PLAN) => {
-            let (mut row, rendered) = if row.body.len() <= RENDER_INLINE_BYTES {
-                let rendered = render_plan(&row.body, limit);
-                (row, rendered)
+            let rendered = if row.body.len() <= RENDER_INLINE_BYTES {
+                render_plan(&row.body, limit)
             } else {
-                let rendering = tokio::task::spawn_blocking(move || {
-                    let rendered = render_plan(&row.body, limit);
-                    (row, rendered)
-                });
-                match rendering.await {
-                    Ok(done) => done,
-                    // Rendering is pure code over an owned row: only a panic lands here.
-                    Err(err) => std::panic::resume_unwind(err.into_panic()),
-                }
+                // The plan is small next to its cast: a copy goes to the blocking thread.
+                let plan = row.body.clone();
+                tokio::task::spawn_blocking(move || render_plan(&plan, limit))
+                    .await
+                    // A bug, not the row's fault alone: parked with the panic's words rather
+                    // than taking the relay down at every attempt.
+                    .unwrap_or_else(|err| {
+                        Err(format!("the deploy cast could not be rendered: {err}"))
+                    })
             };
             match rendered {
                 Ok(cast) => {
@@ -444,6 +444,75 @@ mod tests {
         assert_eq!(refused.row.body, "0123456789x");
         let (ready, rendered) = prepare(row("0123456789", None), 10).await.ok().unwrap();
         assert_eq!((ready.body.as_str(), rendered), ("0123456789", false));
+    }
+
+    /// A plan of `nodes` nodes, as the outbox stores it.
+    fn stored_plan(nodes: i32) -> String {
+        use crate::core::deploy_message::{ClusterFacts, DeployPlan, NodeFacts, ReleaseFacts};
+        use crate::core::enums::{ClusterMode, OperatingSystem};
+        let plan = DeployPlan {
+            task_uuid: "t".into(),
+            cluster: ClusterFacts {
+                id: 1,
+                mode: ClusterMode::HaCompact,
+                fuel_version: "5.1".into(),
+                attributes: serde_json::Map::new(),
+            },
+            deployed: ReleaseFacts {
+                version: "2014.1.1-5.1".into(),
+                operating_system: OperatingSystem::Ubuntu,
+                repo_metadata: serde_json::json!({"nailgun": "http://10.20.0.2:8080/ubuntu"}),
+                puppet_modules_source: "rsync://10.20.0.2:/puppet/modules/".into(),
+                puppet_manifests_source: "rsync://10.20.0.2:/puppet/manifests/".into(),
+            },
+            previous_version: "2014.1-5.0".into(),
+            nodes: (1..=nodes)
+                .map(|id| NodeFacts {
+                    id,
+                    name: format!("node-{id}"),
+                    fqdn: format!("node-{id}.domain.tld"),
+                    roles: vec![if id <= 3 { "controller" } else { "compute" }.into()],
+                    online: true,
+                })
+                .collect(),
+        };
+        serde_json::to_string(&plan).unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn plans_small_and_large_render_their_casts() {
+        for nodes in [2, 200] {
+            let plan = stored_plan(nodes);
+            // Both sides of the inline threshold.
+            assert_eq!(plan.len() > RENDER_INLINE_BYTES, nodes == 200);
+            let expected = deploy_message_from_stored(&plan, usize::MAX).unwrap();
+            let (ready, rendered) = prepare(row(&plan, Some(row::DEPLOY_PLAN)), 1 << 30)
+                .await
+                .ok()
+                .unwrap();
+            assert!(rendered);
+            assert_eq!(ready.body, expected);
+            // Over the limit: parked at once with the rendered size, the plan kept.
+            let refused = prepare(row(&plan, Some(row::DEPLOY_PLAN)), expected.len() - 1)
+                .await
+                .err()
+                .unwrap();
+            assert!(refused.at_once);
+            assert_eq!(
+                refused.reason,
+                too_large_reason(expected.len(), expected.len() - 1)
+            );
+            assert_eq!(refused.row.body, plan);
+        }
+        let garbage = "x".repeat(2 * RENDER_INLINE_BYTES);
+        let refused = prepare(row(&garbage, Some(row::DEPLOY_PLAN)), 1 << 30)
+            .await
+            .err()
+            .unwrap();
+        assert!(refused.at_once);
+        assert!(refused
+            .reason
+            .starts_with("the stored deploy plan could not be read"));
     }
 
     #[tokio::test]
