@@ -117,6 +117,11 @@ impl Publisher {
     pub async fn publish_rows(&self, rows: &[outbox::Model]) -> Result<Vec<Delivery>, AmqpError> {
         let mut pending = Vec::with_capacity(rows.len());
         for row in rows {
+            // Closed by the broker over an earlier row: the rest would only be discarded (or,
+            // sent after lapin's close-ok, cost the whole connection).
+            if !self.is_open() {
+                break;
+            }
             let published = within(
                 self.timeout,
                 "basic.publish",
