@@ -127,6 +127,12 @@ pub fn deploy_message_from_stored(plan: &str, limit: usize) -> Result<String, Ca
     deploy_message_within(&plan, limit)
 }
 
+/// The `deploy` cast for `plan` whose size was counted already ([`deploy_message_size`]):
+/// written once into a buffer of that size, without counting it again.
+pub fn deploy_message_sized(plan: &DeployPlan, size: usize) -> Result<String, CastError> {
+    Ok(compact::write_sized(&Cast::new(plan)?, size)?)
+}
+
 /// The size in bytes of the `deploy` cast for `plan`, refused over `limit`. Only counted: nothing
 /// is kept.
 pub fn deploy_message_size(plan: &DeployPlan, limit: usize) -> Result<usize, CastError> {
@@ -721,8 +727,10 @@ mod tests {
     #[test]
     fn the_size_is_counted_without_building_and_refused_over_the_limit() {
         for plan in every_shape() {
-            let size = deploy_message(&plan).unwrap().len();
+            let cast = deploy_message(&plan).unwrap();
+            let size = cast.len();
             assert_eq!(deploy_message_size(&plan, size).unwrap(), size);
+            assert_eq!(deploy_message_sized(&plan, size).unwrap(), cast);
             assert!(matches!(
                 deploy_message_size(&plan, size - 1),
                 Err(CastError::TooLarge { size: counted, limit }) if counted == size && limit == size - 1

@@ -15,7 +15,7 @@ use serde_json::{Map, Value};
 use super::{clusters, releases, to_json, Context, ServiceError, ServiceResult};
 use crate::core::compatibility::choose_operation;
 use crate::core::deploy_message::{
-    deploy_message, deploy_message_size, CastError, ClusterFacts, DeployPlan, NodeFacts,
+    deploy_message_size, deploy_message_sized, CastError, ClusterFacts, DeployPlan, NodeFacts,
     ReleaseFacts,
 };
 use crate::core::enums::{
@@ -50,6 +50,8 @@ struct Start {
     task_uuid: String,
     /// What the cast is rendered from; its cast is within `amqp.max_message_bytes`.
     plan: DeployPlan,
+    /// The cast's size in bytes, counted.
+    cast_size: usize,
 }
 
 /// The answer of `check_update`: the verdict, and the exact cast an allowed update would send
@@ -82,7 +84,7 @@ pub async fn check_update<C: ConnectionTrait>(
     clusters::find(db, args.cluster_id, false).await?;
     match plan_update(db, ctx, &args, false).await {
         Ok(start) => {
-            let message = deploy_message(&start.plan)
+            let message = deploy_message_sized(&start.plan, start.cast_size)
                 .map_err(|e| Refusal::new(ErrorCode::Internal, e.to_string()))?;
             let message = RawValue::from_string(message).map_err(|e| {
                 Refusal::new(
@@ -129,7 +131,7 @@ pub async fn rollback_cluster<C: ConnectionTrait>(
     let sources = sources_of(ctx, &current)?;
     let nodes = clusters::nodes_of(db, cluster.id).await?;
     let task_uuid = uuid::Uuid::new_v4().to_string();
-    let plan = plan_cast(
+    let (plan, cast_size) = plan_cast(
         ctx,
         &cluster,
         &current,
@@ -149,6 +151,7 @@ pub async fn rollback_cluster<C: ConnectionTrait>(
             cluster,
             task_uuid,
             plan,
+            cast_size,
         },
     )
     .await
@@ -226,7 +229,7 @@ async fn plan_update<C: ConnectionTrait>(
     } = decide_update(db, ctx, args, lock).await?;
     let nodes = clusters::nodes_of(db, cluster.id).await?;
     let task_uuid = uuid::Uuid::new_v4().to_string();
-    let plan = plan_cast(
+    let (plan, cast_size) = plan_cast(
         ctx,
         &cluster,
         &target,
@@ -243,6 +246,7 @@ async fn plan_update<C: ConnectionTrait>(
         pending_release_id: Some(target.id),
         task_uuid,
         plan,
+        cast_size,
     })
 }
 
@@ -375,7 +379,8 @@ fn operating_system_of(release: &release::Model) -> Result<OperatingSystem, Refu
 
 /// The plan of the `deploy` cast for `cluster`, deploying `deployed` with `sources` and leaving
 /// `previous_version`; refused (`message_too_large`) when its cast would be over
-/// `amqp.max_message_bytes`, before anything is written. The cast's size is counted, not kept.
+/// `amqp.max_message_bytes`, before anything is written; with the cast's size, counted, not
+/// kept.
 fn plan_cast(
     ctx: &Context,
     cluster: &cluster::Model,
@@ -384,7 +389,7 @@ fn plan_cast(
     previous_version: &str,
     nodes: &[node::Model],
     task_uuid: &str,
-) -> ServiceResult<DeployPlan> {
+) -> ServiceResult<(DeployPlan, usize)> {
     let mode = ClusterMode::parse(&cluster.mode).ok_or_else(|| {
         Refusal::invalid_state(format!("cluster mode '{}' is unknown", cluster.mode))
     })?;
@@ -420,7 +425,7 @@ fn plan_cast(
             })
             .collect(),
     };
-    deploy_message_size(&plan, ctx.amqp.max_message_bytes).map_err(|err| {
+    let size = deploy_message_size(&plan, ctx.amqp.max_message_bytes).map_err(|err| {
         ServiceError::from(match err {
             CastError::TooLarge { .. } => Refusal::new(
                 ErrorCode::MessageTooLarge,
@@ -431,7 +436,7 @@ fn plan_cast(
             }
         })
     })?;
-    Ok(plan)
+    Ok((plan, size))
 }
 
 fn status_of(cluster: &cluster::Model) -> Result<ClusterStatus, Refusal> {
