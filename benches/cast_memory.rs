@@ -40,7 +40,7 @@ use astute_bridge::wire::request;
 use sea_orm::ConnectionTrait;
 use serde_json::{json, Map, Value};
 
-use environment::roles;
+use environment::{release, roles};
 
 const CHILD: &str = "CAST_MEMORY_CHILD_NODES";
 
@@ -184,13 +184,6 @@ async fn child(nodes: usize) {
     let db = store::connect(&settings.database).await.expect("SQLite");
     store::migrate(&db).await.expect("migrations");
     let ctx = Context::from_settings(&settings, "astute-bridge.bench".into());
-    let release = |version: &str, from: Vec<&str>| {
-        json!({"name": "Icehouse on Ubuntu 12.04", "version": version, "operating_system": "Ubuntu",
-               "can_update_from_versions": from,
-               "repo_metadata": {"nailgun": format!("http://10.20.0.2:8080/{version}/ubuntu/x86_64 precise main")},
-               "puppet_modules_source": format!("rsync://10.20.0.2:/puppet/{version}/modules/"),
-               "puppet_manifests_source": format!("rsync://10.20.0.2:/puppet/{version}/manifests/")})
-    };
     let from = call(&db, &ctx, "create_release", release("2014.1-5.0", vec![])).await;
     let to = call(
         &db,
@@ -203,16 +196,10 @@ async fn child(nodes: usize) {
         &db,
         &ctx,
         "create_cluster",
-        json!({"name": "bench", "release_id": from["id"], "mode": "ha_compact",
-               "status": "operational", "attributes": {"master_ip": "10.20.0.2"}}),
+        environment::cluster("bench", &from["id"]),
     )
     .await;
-    let all: Vec<Value> = (0..nodes)
-        .map(|i| {
-            json!({"name": format!("node-{}", i + 1), "fqdn": format!("node-{}.domain.tld", i + 1),
-                        "roles": roles(i)})
-        })
-        .collect();
+    let all = environment::nodes(nodes);
     for chunk in all.chunks(1000) {
         call(
             &db,

@@ -51,7 +51,7 @@ use std::sync::{LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{Backend, Bridge};
-use environment::roles;
+use environment::release;
 use futures_util::StreamExt;
 use lapin::message::Delivery;
 use lapin::options::*;
@@ -418,31 +418,14 @@ fn entries(nodes: usize) -> usize {
     nodes + nodes.saturating_sub(3)
 }
 
-fn release(version: &str, from: Vec<&str>) -> Value {
-    json!({"name": "Icehouse on Ubuntu 12.04", "version": version, "operating_system": "Ubuntu",
-           "can_update_from_versions": from,
-           "repo_metadata": {"nailgun": format!("http://10.20.0.2:8080/{version}/ubuntu/x86_64 precise main")},
-           "puppet_modules_source": format!("rsync://10.20.0.2:/puppet/{version}/modules/"),
-           "puppet_manifests_source": format!("rsync://10.20.0.2:/puppet/{version}/manifests/")})
-}
-
 /// A deployed `ha_compact` environment of `nodes` nodes on release `from`; its id.
 async fn environment(bridge: &mut Bridge, name: &str, nodes: usize, from: i64) -> i64 {
     let cluster = bridge
-        .ok(
-            "create_cluster",
-            json!({"name": name, "release_id": from, "mode": "ha_compact",
-                   "status": "operational", "attributes": {"master_ip": "10.20.0.2"}}),
-        )
+        .ok("create_cluster", environment::cluster(name, &json!(from)))
         .await["id"]
         .as_i64()
         .expect("cluster id");
-    let all: Vec<Value> = (0..nodes)
-        .map(|i| {
-            json!({"name": format!("node-{}", i + 1), "fqdn": format!("node-{}.domain.tld", i + 1),
-                   "roles": roles(i)})
-        })
-        .collect();
+    let all = environment::nodes(nodes);
     for chunk in all.chunks(1000) {
         let added = bridge
             .ok("add_nodes", json!({"cluster_id": cluster, "nodes": chunk}))
