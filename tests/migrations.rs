@@ -497,6 +497,7 @@ async fn round_trip_every_table(db: &DatabaseConnection) {
             next_attempt_at: Some(at(9)),
             parked_at: None,
             body_format: Some(outbox::DEPLOY_PLAN.into()),
+            published_at: Some(at(9)),
         }
     );
 

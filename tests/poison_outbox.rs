@@ -6,7 +6,12 @@ mod common;
 
 use std::process::Command;
 
-use common::{load_fixture, release_id, Backend, Bridge};
+use astute_bridge::core::deploy_message::{
+    deploy_message, ClusterFacts, DeployPlan, NodeFacts, ReleaseFacts,
+};
+use astute_bridge::core::enums::{ClusterMode, OperatingSystem};
+use common::proxy::{through, upstream_of, Proxy};
+use common::{amqp_url, load_fixture, release_id, Backend, Bridge};
 use lapin::options::{ExchangeDeclareOptions, ExchangeDeleteOptions};
 use lapin::types::FieldTable;
 use lapin::ExchangeKind;
@@ -222,7 +227,100 @@ async fn an_unreadable_plan_is_parked_at_once_and_fails_its_task(backend: Backen
     bridge.stop().await;
 }
 
+/// A failure after the broker confirmed a cast and before the cast was stored in its task's
+/// `cache` leaves its row marked published: the next session stores the cast from the row's
+/// plan and removes the row, and does not publish it again.
+async fn a_published_cast_left_unstored_is_stored_not_sent_again(backend: Backend) {
+    let broker = Proxy::start(&upstream_of(&amqp_url(), 5672)).await;
+    let mut bridge = Bridge::start_supervised(backend, |s| {
+        s.amqp.url = through(s.amqp.url.expose(), &broker).into()
+    })
+    .await;
+    let (cluster, releases) = load_fixture(&mut bridge, "env-multinode").await;
+    let target = release_id(&releases, "Icehouse on Ubuntu 12.04.4", "2014.1.1-5.0.2");
+    let task = bridge
+        .ok(
+            "update_cluster",
+            json!({"cluster_id": cluster, "release_id": target}),
+        )
+        .await;
+    let uuid = task["uuid"].as_str().expect("uuid").to_string();
+    assert_eq!(bridge.next_cast().await["args"]["task_uuid"], uuid.as_str());
+    assert!(bridge.stored_cast(&uuid).await.is_some());
+
+    // As the failure leaves it: the cache empty, the row marked published.
+    let plan = DeployPlan {
+        task_uuid: uuid.clone(),
+        cluster: ClusterFacts {
+            id: cluster as i32,
+            mode: ClusterMode::Multinode,
+            fuel_version: "5.1".into(),
+            attributes: serde_json::Map::new(),
+        },
+        deployed: ReleaseFacts {
+            version: "2014.1.1-5.0.2".into(),
+            operating_system: OperatingSystem::Ubuntu,
+            repo_metadata: json!({"nailgun": "http://10.20.0.2:8080/ubuntu"}),
+            puppet_modules_source: "rsync://10.20.0.2:/puppet/modules/".into(),
+            puppet_manifests_source: "rsync://10.20.0.2:/puppet/manifests/".into(),
+        },
+        previous_version: "2014.1-5.0".into(),
+        nodes: vec![NodeFacts {
+            id: 1,
+            name: "node-1".into(),
+            fqdn: "node-1.domain.tld".into(),
+            roles: vec!["controller".into()],
+            online: true,
+        }],
+    };
+    let expected = deploy_message(&plan).expect("the cast");
+    let naily = bridge.settings.amqp.naily_exchange.clone();
+    let key = bridge.settings.amqp.naily_routing_key.clone();
+    bridge
+        .execute(&format!(
+            "UPDATE tasks SET cache = NULL WHERE uuid = '{uuid}'"
+        ))
+        .await;
+    bridge
+        .execute(&format!(
+            "INSERT INTO outbox (exchange, routing_key, body, properties, mandatory, attempts, created_at, failures, body_format, published_at) \
+             VALUES ('{naily}', '{key}', '{}', '{{\"message_id\": \"{uuid}\"}}', true, 0, CURRENT_TIMESTAMP, 0, 'deploy_plan', CURRENT_TIMESTAMP)",
+            serde_json::to_string(&plan).expect("the plan")
+        ))
+        .await;
+    // The broker connection cut: the bridge starts a new session, whose relay looks for it.
+    broker.cut();
+    bridge
+        .rows_until(
+            "SELECT COUNT(*) AS n FROM outbox",
+            "the published row removed",
+            |n| n == 0,
+        )
+        .await;
+    assert_eq!(
+        bridge.stored_cast(&uuid).await.as_deref(),
+        Some(expected.as_str())
+    );
+
+    // Not published again: the next cast on `naily` is the rollback's.
+    bridge
+        .reply(json!({"task_uuid": uuid, "status": "error", "progress": 100}))
+        .await;
+    bridge
+        .cluster_until(cluster, "upgrade_error", |c| c["status"] == "upgrade_error")
+        .await;
+    let rollback = bridge
+        .ok("rollback_cluster", json!({"cluster_id": cluster}))
+        .await;
+    assert_eq!(
+        bridge.next_cast().await["args"]["task_uuid"],
+        rollback["uuid"]
+    );
+    bridge.stop().await;
+}
+
 on_both_backends!(
+    a_published_cast_left_unstored_is_stored_not_sent_again,
     a_refused_cast_is_parked_and_fails_its_task,
     a_message_over_the_limit_is_parked_at_once,
     an_unreadable_plan_is_parked_at_once_and_fails_its_task,

@@ -3,6 +3,10 @@
 //! bytes a node), rendered into the cast when it is published, so the cast itself (tens of MB
 //! for a large environment) is never written to the database before it goes out; the relay
 //! stores it in the task's `cache` once the broker has confirmed it.
+//!
+//! `outbox.published_at`: set on a plan's row once its cast is confirmed, in the relay's
+//! transaction, so that a failure before the cast is stored in `cache` leaves a row that is
+//! stored later and never published again.
 
 use sea_orm_migration::{prelude::*, schema::*};
 
@@ -13,19 +17,27 @@ pub struct Migration;
 enum Outbox {
     Table,
     BodyFormat,
+    PublishedAt,
 }
 
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .alter_table(
-                Table::alter()
-                    .table(Outbox::Table)
-                    .add_column(text_null(Outbox::BodyFormat))
-                    .to_owned(),
-            )
-            .await
+        // One column per statement: SQLite alters one at a time.
+        for column in [
+            text_null(Outbox::BodyFormat),
+            timestamp_with_time_zone_null(Outbox::PublishedAt),
+        ] {
+            manager
+                .alter_table(
+                    Table::alter()
+                        .table(Outbox::Table)
+                        .add_column(column)
+                        .to_owned(),
+                )
+                .await?;
+        }
+        Ok(())
     }
 
     /// Refused while plans wait in the outbox: without the column they would be published as
@@ -48,13 +60,16 @@ impl MigrationTrait for Migration {
                  publish them (or remove parked ones) before migrating down"
             )));
         }
-        manager
-            .alter_table(
-                Table::alter()
-                    .table(Outbox::Table)
-                    .drop_column(Outbox::BodyFormat)
-                    .to_owned(),
-            )
-            .await
+        for column in [Outbox::PublishedAt, Outbox::BodyFormat] {
+            manager
+                .alter_table(
+                    Table::alter()
+                        .table(Outbox::Table)
+                        .drop_column(column)
+                        .to_owned(),
+                )
+                .await?;
+        }
+        Ok(())
     }
 }

@@ -6,8 +6,11 @@
 //! one bridge and no row locks: the rows are read, published, then deleted.
 //!
 //! A deploy cast waits in the outbox as its plan (`body_format` `deploy_plan`): the relay renders
-//! the cast just before publishing it (a large one off the async threads), and once the broker
-//! has confirmed it stores it in the task's `cache`, then deletes the row.
+//! the cast just before publishing it (a large one off the async threads). Once the broker has
+//! confirmed it, the round's transaction marks the row published (quick: the window in which a
+//! failure publishes a message twice stays as short as for any row); then the cast is stored in
+//! the task's `cache` and the row removed. A row left marked published by a failure between the
+//! two is stored later from its plan, never published again.
 //!
 //! A message the broker refuses never blocks the rest. When the broker closes the channel over
 //! a batch (an exchange deleted, a message over its size limit), the relay opens a new channel,
@@ -57,8 +60,10 @@ struct Fates {
     done: Vec<i32>,
     /// Casts among `done`: their tasks' silence starts now.
     delivered_casts: Vec<String>,
-    /// Casts among `done` rendered from their plans: (task uuid, cast), for the task's `cache`.
-    rendered_casts: Vec<(String, String)>,
+    /// Casts confirmed and rendered from their plans: (row, task uuid, cast). Their rows are
+    /// marked published with the round, then the casts stored in their tasks' `cache` and the
+    /// rows removed.
+    rendered_casts: Vec<(i32, String, String)>,
     /// Mandatory and unroutable: kept, and retried.
     unroutable: Vec<i32>,
     /// Refused by the broker, too large, or unreadable.
@@ -90,6 +95,9 @@ pub struct Relay {
     ctx: Context,
     settings: OutboxSettings,
     wake: Arc<Notify>,
+    /// Rows may be marked published with their casts not stored yet (a failure came between, in
+    /// this bridge or in one that stopped): looked for at the next round.
+    stores_pending: bool,
 }
 
 impl Relay {
@@ -109,6 +117,7 @@ impl Relay {
             ctx,
             settings,
             wake,
+            stores_pending: true,
         })
     }
 
@@ -148,35 +157,74 @@ impl Relay {
     /// Publishes one batch.
     pub async fn round(&mut self) -> Result<Round, AmqpError> {
         let limit = self.settings.batch_size;
-        if self.db.get_database_backend() == DbBackend::Postgres {
+        if self.stores_pending {
+            self.store_published(limit).await?;
+            self.stores_pending = false;
+        }
+        let fates = if self.db.get_database_backend() == DbBackend::Postgres {
             let txn = self.db.begin().await?;
             let rows = outbox::oldest(&txn, limit, true).await?;
-            let mut fates = self.publish(rows).await?;
-            self.store_casts(&mut fates).await?;
+            let fates = self.publish(rows).await?;
             self.write_down(&txn, &fates).await?;
             txn.commit().await?;
-            Ok(fates.round)
+            fates
         } else {
             let rows = outbox::oldest(&self.db, limit, false).await?;
             if rows.is_empty() {
                 return Ok(Round::default());
             }
-            let mut fates = self.publish(rows).await?;
-            self.store_casts(&mut fates).await?;
+            let fates = self.publish(rows).await?;
             let txn = store::begin_write(&self.db).await?;
             self.write_down(&txn, &fates).await?;
             txn.commit().await?;
-            Ok(fates.round)
-        }
+            fates
+        };
+        let round = fates.round;
+        self.store_casts(fates.rendered_casts).await?;
+        Ok(round)
     }
 
-    /// Stores the casts rendered and confirmed this round in their tasks' `cache`, one at a time,
-    /// before their rows are deleted.
-    async fn store_casts(&self, fates: &mut Fates) -> Result<(), AmqpError> {
-        for (task_uuid, cast) in fates.rendered_casts.drain(..) {
-            task_cache::store(&self.db, &task_uuid, cast).await?;
+    /// Stores confirmed casts in their tasks' `cache`, one at a time, each row removed once its
+    /// cast is stored. A failure leaves the rest marked published, for the next round.
+    async fn store_casts(&mut self, casts: Vec<(i32, String, String)>) -> Result<(), AmqpError> {
+        for (id, task_uuid, cast) in casts {
+            let stored = task_cache::store(&self.db, &task_uuid, cast).await;
+            let removed = match stored {
+                Ok(()) => outbox::remove(&self.db, &[id]).await,
+                Err(err) => Err(err),
+            };
+            if let Err(err) = removed {
+                self.stores_pending = true;
+                return Err(err.into());
+            }
         }
         Ok(())
+    }
+
+    /// Stores the casts of rows marked published and not stored yet, rendered again from their
+    /// plans: they went out already and are not published again.
+    async fn store_published(&mut self, limit: u64) -> Result<(), AmqpError> {
+        loop {
+            let rows = outbox::published(&self.db, limit).await?;
+            let done = rows.len() < limit as usize;
+            let mut casts = Vec::with_capacity(rows.len());
+            for row in rows {
+                let id = row.id;
+                let task_uuid = message_id_of(&row).to_string();
+                match prepare(row, usize::MAX).await {
+                    Ok((row, _)) => casts.push((id, task_uuid, row.body)),
+                    // Confirmed by the broker, so once readable: nothing left to store.
+                    Err(refused) => {
+                        tracing::warn!(message_id = task_uuid, reason = refused.reason, "a published cast could not be rendered again for its task's cache; the row is removed");
+                        outbox::remove(&self.db, &[id]).await?;
+                    }
+                }
+            }
+            self.store_casts(casts).await?;
+            if done {
+                return Ok(());
+            }
+        }
     }
 
     /// Deletes what went out, counts what waits for a queue, pauses or parks what the broker
@@ -187,6 +235,8 @@ impl Relay {
         fates: &Fates,
     ) -> Result<(), AmqpError> {
         outbox::remove(txn, &fates.done).await?;
+        let published: Vec<i32> = fates.rendered_casts.iter().map(|(id, _, _)| *id).collect();
+        outbox::mark_published(txn, &published).await?;
         outbox::count_attempt(txn, &fates.unroutable).await?;
         casts_delivered(txn, &fates.delivered_casts).await?;
         for Refused {
@@ -260,14 +310,15 @@ impl Relay {
             match fate {
                 Delivery::Confirmed => {
                     fates.round.published += 1;
-                    fates.done.push(row.id);
                     if self.is_cast(&row) {
                         let task_uuid = message_id_of(&row).to_string();
                         fates.delivered_casts.push(task_uuid.clone());
                         if rendered {
-                            fates.rendered_casts.push((task_uuid, row.body));
+                            fates.rendered_casts.push((row.id, task_uuid, row.body));
+                            continue;
                         }
                     }
+                    fates.done.push(row.id);
                 }
                 Delivery::Unroutable if !row.mandatory => {
                     fates.round.published += 1;
@@ -430,6 +481,7 @@ mod tests {
             next_attempt_at: None,
             parked_at: None,
             body_format: body_format.map(str::to_owned),
+            published_at: None,
         }
     }
 

@@ -58,6 +58,7 @@ pub async fn enqueue<C: ConnectionTrait>(db: &C, message: OutgoingMessage) -> Re
         next_attempt_at: Set(None),
         parked_at: Set(None),
         body_format: Set(message.body_format.map(str::to_owned)),
+        published_at: Set(None),
     })
     .exec_without_returning(db)
     .await?;
@@ -91,6 +92,7 @@ pub async fn enqueue_many<C: ConnectionTrait>(
             next_attempt_at: Set(None),
             parked_at: Set(None),
             body_format: Set(message.body_format.map(str::to_owned)),
+            published_at: Set(None),
         });
     }
     outbox::Entity::insert_many(rows)
@@ -108,6 +110,7 @@ pub async fn oldest<C: ConnectionTrait>(
     skip_locked: bool,
 ) -> Result<Vec<outbox::Model>, DbErr> {
     let mut query = outbox::Entity::find()
+        .filter(outbox::Column::PublishedAt.is_null())
         .filter(outbox::Column::ParkedAt.is_null())
         .filter(
             Condition::any()
@@ -123,6 +126,32 @@ pub async fn oldest<C: ConnectionTrait>(
         );
     }
     query.all(db).await
+}
+
+/// Marks rows whose casts the broker confirmed and whose `cache` is still to be stored.
+pub async fn mark_published<C: ConnectionTrait>(db: &C, ids: &[i32]) -> Result<(), DbErr> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    outbox::Entity::update_many()
+        .col_expr(outbox::Column::PublishedAt, Expr::value(Some(Utc::now())))
+        .filter(outbox::Column::Id.is_in(ids.iter().copied()))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// Rows published whose casts are not stored yet (a failure came between), oldest first.
+pub async fn published<C: ConnectionTrait>(
+    db: &C,
+    limit: u64,
+) -> Result<Vec<outbox::Model>, DbErr> {
+    outbox::Entity::find()
+        .filter(outbox::Column::PublishedAt.is_not_null())
+        .order_by_asc(outbox::Column::Id)
+        .limit(limit)
+        .all(db)
+        .await
 }
 
 /// Removes published rows.
@@ -217,6 +246,7 @@ pub async fn waiting_casts<C: ConnectionTrait>(
         .column(outbox::Column::Properties)
         .filter(outbox::Column::Exchange.eq(exchange))
         .filter(outbox::Column::Mandatory.eq(true))
+        .filter(outbox::Column::PublishedAt.is_null())
         .into_tuple()
         .all(db)
         .await?;
@@ -230,7 +260,10 @@ pub async fn waiting_casts<C: ConnectionTrait>(
 /// How many messages wait to be published, parked ones included (for metrics).
 pub async fn backlog<C: ConnectionTrait>(db: &C) -> Result<u64, DbErr> {
     use sea_orm::PaginatorTrait;
-    outbox::Entity::find().count(db).await
+    outbox::Entity::find()
+        .filter(outbox::Column::PublishedAt.is_null())
+        .count(db)
+        .await
 }
 
 /// How many messages are parked (for metrics).

@@ -32,6 +32,9 @@ pub struct Model {
     /// rendered into the cast when it is published.
     #[sea_orm(column_type = "Text", nullable)]
     pub body_format: Option<String>,
+    /// A plan's cast confirmed by the broker, not yet stored in its task's `cache`: stored and
+    /// removed by the relay, never published again.
+    pub published_at: Option<DateTimeUtc>,
 }
 
 /// `body_format` of a row whose body is a `DeployPlan`.
